@@ -1,0 +1,3 @@
+"""opsloop: AIOps and MLOps as one loop — observe, detect, act, learn."""
+
+__version__ = "0.1.0"
