@@ -1,0 +1,79 @@
+"""The FastAPI application: routers, limits, dashboard and background services."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse
+
+from opsloop import __version__
+from opsloop.api.limits import BodySizeLimit
+from opsloop.api.routes import health, metrics, tokens
+from opsloop.platform import Platform
+
+log = logging.getLogger("opsloop.api")
+
+
+def create_app(platform: Platform, background: bool = True) -> FastAPI:
+    """Build the app around an opened :class:`Platform`.
+
+    ``background`` starts the host collector and retention sweeps with the app's lifespan.
+    """
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        tasks: list[asyncio.Task[None]] = []
+        if background:
+            from opsloop.services.host_metrics import run_host_collector
+            from opsloop.services.retention import run_retention
+
+            if platform.settings.collector.enabled:
+                tasks.append(asyncio.create_task(run_host_collector(platform)))
+            tasks.append(asyncio.create_task(run_retention(platform)))
+        try:
+            yield
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            log.info("background services stopped")
+
+    app = FastAPI(
+        title="opsloop",
+        version=__version__,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url="/api/openapi.json",
+        lifespan=lifespan,
+    )
+    app.state.platform = platform
+    app.include_router(health.router)
+    app.include_router(metrics.router)
+    app.include_router(tokens.router)
+
+    from opsloop.web.pages import mount_dashboard
+
+    mount_dashboard(app)
+
+    @app.get("/api/docs", include_in_schema=False)
+    def api_docs() -> HTMLResponse:
+        """Swagger UI served from the package's own files (no CDN)."""
+        return get_swagger_ui_html(
+            openapi_url="/api/openapi.json",
+            title="opsloop API",
+            swagger_js_url="/static/vendor/swagger/swagger-ui-bundle.js",
+            swagger_css_url="/static/vendor/swagger/swagger-ui.css",
+            swagger_favicon_url="/static/favicon.svg",
+        )
+
+    @app.exception_handler(ValueError)
+    async def _value_error(_request: object, exc: ValueError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=400)
+
+    app.add_middleware(BodySizeLimit, max_bytes=platform.settings.max_body_bytes)
+    return app

@@ -1,0 +1,244 @@
+"""The ``opsloop`` command.
+
+Start-up stays fast: only typer is imported here; every command imports what it uses.
+"""
+
+from __future__ import annotations
+
+import getpass
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, NoReturn
+
+import typer
+
+if TYPE_CHECKING:
+    from opsloop.config import Settings
+
+app = typer.Typer(
+    name="opsloop",
+    help="AIOps and MLOps as one loop: observe, detect, act, learn.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+token_app = typer.Typer(help="API tokens: create, list, revoke.", no_args_is_help=True)
+app.add_typer(token_app, name="token")
+
+HomeOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--home", help="Data home (default ./.opsloop, env OPSLOOP_HOME).", show_default=False
+    ),
+]
+ConfigOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--config",
+        help="Config file (default ./opsloop.toml, env OPSLOOP_CONFIG).",
+        show_default=False,
+    ),
+]
+
+
+class CliError(Exception):
+    """An error to show as one line, exiting non-zero."""
+
+
+def fail(message: str, code: int = 2) -> NoReturn:
+    """Print ``error: message`` to stderr and exit with ``code``."""
+    from opsloop.logsetup import redact
+
+    sys.stderr.write(f"error: {redact(message)}\n")
+    raise typer.Exit(code)
+
+
+def _settings(config: Path | None, **overrides: object) -> Settings:
+    from opsloop.config import ConfigError, load_settings
+
+    try:
+        return load_settings(config, **overrides)
+    except ConfigError as exc:
+        fail(str(exc))
+
+
+def _known_errors() -> tuple[type[Exception], ...]:
+    from opsloop.config import ConfigError
+    from opsloop.home import HomeError
+    from opsloop.netcheck import PortInUse
+    from opsloop.store.state.db import StateError
+    from opsloop.store.telemetry.duck import TelemetryError
+
+    return (ConfigError, HomeError, StateError, TelemetryError, CliError, PortInUse)
+
+
+@app.command()
+def version() -> None:
+    """Print the version."""
+    from opsloop import __version__
+
+    typer.echo(__version__)
+
+
+@app.command()
+def up(
+    home: HomeOpt = None,
+    config: ConfigOpt = None,
+    port: Annotated[
+        int | None,
+        typer.Option("--port", help="Port (default 8700, env OPSLOOP_PORT).", show_default=False),
+    ] = None,
+    host: Annotated[
+        str | None,
+        typer.Option("--host", help="Bind address (default 127.0.0.1).", show_default=False),
+    ] = None,
+) -> None:
+    """Start the platform: API and dashboard, host monitoring, background services."""
+    settings = _settings(config, home=home, port=port, host=host)
+    try:
+        _serve(settings)
+    except _known_errors() as exc:
+        fail(str(exc))
+
+
+def _serve(settings: Settings) -> None:
+    import logging
+
+    import uvicorn
+
+    from opsloop.api.app import create_app
+    from opsloop.home import ADMIN_TOKEN_FILE, write_private
+    from opsloop.logsetup import configure_logging
+    from opsloop.netcheck import ensure_port_free
+    from opsloop.platform import Platform
+
+    configure_logging(settings.log_level, settings.log_format)
+    log = logging.getLogger("opsloop")
+    ensure_port_free(settings.host, settings.port)
+    platform = Platform.open(settings)
+    try:
+        if not platform.tokens.list():
+            plaintext, info = platform.tokens.create("admin", "admin")
+            path = settings.home / ADMIN_TOKEN_FILE
+            write_private(path, plaintext + "\n")
+            platform.audit.record("system", "token.create", target=info.id, role="admin")
+            sys.stderr.write(
+                f"opsloop: created the first admin token; it is in {path.resolve()} (mode 0600)\n"
+            )
+        url = f"http://{settings.host}:{settings.port}"
+        sys.stderr.write(f"opsloop: serving API and dashboard on {url}  (Ctrl-C stops)\n")
+        log.info("starting", extra={"fields": {"url": url, "home": str(settings.home)}})
+        server = uvicorn.Server(
+            uvicorn.Config(
+                create_app(platform),
+                host=settings.host,
+                port=settings.port,
+                log_config=None,
+                access_log=True,
+                server_header=False,
+                timeout_graceful_shutdown=10,
+            )
+        )
+        server.run()
+        if not server.started:
+            raise CliError(f"server could not start on {settings.host}:{settings.port}")
+    finally:
+        platform.close()
+        log.info("stopped")
+
+
+@token_app.command("create")
+def token_create(
+    name: Annotated[str, typer.Option("--name", help="Who or what uses the token.")],
+    role: Annotated[str, typer.Option("--role", help="viewer, operator or admin.")] = "viewer",
+    home: HomeOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Create a token and print it once; only its hash is stored."""
+    from opsloop.roles import Role
+
+    if role not in Role.__members__:
+        fail(f"unknown role {role!r}; use viewer, operator or admin")
+    settings = _settings(config, home=home)
+    with _state(settings) as (tokens, audit):
+        try:
+            plaintext, info = tokens.create(name, role)
+        except ValueError as exc:
+            fail(str(exc))
+        audit.record(_cli_actor(), "token.create", target=info.id, role=role)
+    sys.stderr.write(f"Created token {info.id} '{info.name}' with role {role}. It is shown once:\n")
+    typer.echo(plaintext)
+
+
+@token_app.command("list")
+def token_list(home: HomeOpt = None, config: ConfigOpt = None) -> None:
+    """List tokens (never their secrets)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    settings = _settings(config, home=home)
+    with _state(settings) as (tokens, _):
+        rows = tokens.list()
+    table = Table("id", "name", "role", "created", "last used", "revoked")
+    for t in rows:
+        table.add_row(
+            t.id, t.name, t.role.value, f"{t.created_at:%Y-%m-%d %H:%M}",
+            f"{t.last_used_at:%Y-%m-%d %H:%M}" if t.last_used_at else "—",
+            f"{t.revoked_at:%Y-%m-%d %H:%M}" if t.revoked_at else "",
+        )  # fmt: skip
+    Console().print(table)
+
+
+@token_app.command("revoke")
+def token_revoke(
+    token_id: Annotated[str, typer.Argument(help="The token's id (see 'opsloop token list').")],
+    home: HomeOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Revoke a token; its dashboard sessions end too."""
+    settings = _settings(config, home=home)
+    with _state(settings) as (tokens, audit):
+        if not tokens.revoke(token_id):
+            fail(f"no active token with id {token_id!r}", code=1)
+        audit.record(_cli_actor(), "token.revoke", target=token_id)
+    typer.echo(f"revoked {token_id}")
+
+
+class _state:
+    """Open the state store for a CLI command (not the telemetry store the server holds)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    def __enter__(self) -> tuple:
+        from opsloop.home import prepare_home
+        from opsloop.store.state import AuditLog, TokenService, open_state
+
+        try:
+            prepare_home(self.settings.home)
+            self.db = open_state(self.settings.effective_state_url)
+        except _known_errors() as exc:
+            fail(str(exc))
+        return TokenService(self.db), AuditLog(self.db)
+
+    def __exit__(self, *exc: object) -> None:
+        self.db.close()
+
+
+def _cli_actor() -> str:
+    try:
+        return f"cli:{getpass.getuser()}"
+    except Exception:
+        return "cli"
+
+
+def main() -> None:
+    """Entry point of the ``opsloop`` console script."""
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,171 @@
+"""One settings object, read from ``opsloop.toml`` and ``OPSLOOP_*`` environment variables.
+
+Precedence (highest first): explicit overrides (CLI flags) > environment > ``opsloop.toml`` >
+defaults. Unknown keys in the file are an error, never silently ignored, so a typo cannot
+quietly turn a setting off.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from contextvars import ContextVar
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+CONFIG_FILE_ENV = "OPSLOOP_CONFIG"
+DEFAULT_CONFIG_FILE = "opsloop.toml"
+
+
+_FILE_DATA: ContextVar[dict[str, Any]] = ContextVar("opsloop_config_file_data", default={})  # noqa: B039
+
+
+class _FileSource(PydanticBaseSettingsSource):
+    """Settings source for the parsed ``opsloop.toml`` (lowest precedence but defaults)."""
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return _FILE_DATA.get().get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return dict(_FILE_DATA.get())
+
+
+class ConfigError(Exception):
+    """A configuration problem, with a one-line message meant for a person."""
+
+
+class CollectorSettings(BaseModel):
+    """Host metrics collector."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = True
+    interval_s: float = Field(10.0, gt=0.5, le=3600, description="Seconds between samples.")
+
+
+class RetentionSettings(BaseModel):
+    """How long telemetry is kept; older day partitions are dropped on schedule."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    metrics_days: int = Field(30, ge=1, description="Days of metric samples kept.")
+    logs_days: int = Field(14, ge=1, description="Days of log lines kept.")
+    check_interval_s: float = Field(3600.0, gt=0, description="Seconds between retention sweeps.")
+
+
+class Settings(BaseSettings):
+    """All of opsloop's settings.
+
+    Every field can be set in ``opsloop.toml`` (nested tables for sections) or through the
+    environment as ``OPSLOOP_<FIELD>`` (``OPSLOOP_COLLECTOR__INTERVAL_S`` for nested ones).
+    """
+
+    model_config = SettingsConfigDict(
+        env_prefix="OPSLOOP_", env_nested_delimiter="__", extra="forbid", validate_default=True
+    )
+
+    home: Path = Field(Path(".opsloop"), description="Data home: stores, tokens, keys.")
+    host: str = Field("127.0.0.1", description="Address the server binds to.")
+    port: int = Field(8700, ge=0, le=65535, description="Port of the API and dashboard.")
+    state_url: str | None = Field(
+        None, description="SQLAlchemy URL of the state store; default SQLite under the home."
+    )
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["json", "console"] = "json"
+    max_body_bytes: int = Field(
+        10 * 1024 * 1024, ge=1024, description="Largest request body accepted (413 above)."
+    )
+    session_hours: float = Field(12.0, gt=0, description="Lifetime of a dashboard session.")
+    collector: CollectorSettings = CollectorSettings()
+    retention: RetentionSettings = RetentionSettings()
+
+    @field_validator("home", mode="before")
+    @classmethod
+    def _expand_home(cls, v: Any) -> Any:
+        return Path(v).expanduser() if isinstance(v, str | Path) else v
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, _FileSource(settings_cls))
+
+    @property
+    def effective_state_url(self) -> str:
+        """The state store URL: ``state_url`` or a SQLite file under the home."""
+        if self.state_url:
+            return self.state_url
+        return f"sqlite:///{(self.home / 'state.db').resolve()}"
+
+    @property
+    def telemetry_path(self) -> Path:
+        """The DuckDB file holding logs, metric samples and predictions."""
+        return self.home / "telemetry.duckdb"
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: malformed TOML: {exc}") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+
+
+def _describe(exc: ValidationError, origin: str) -> str:
+    parts = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"]) or "(root)"
+        if err["type"] == "extra_forbidden":
+            parts.append(f"unknown setting '{loc}'")
+        else:
+            parts.append(f"'{loc}': {err['msg']}")
+    return f"{origin}: " + "; ".join(parts)
+
+
+def load_settings(config_file: Path | str | None = None, **overrides: Any) -> Settings:
+    """Load settings from the config file, the environment and explicit overrides.
+
+    ``config_file`` defaults to ``$OPSLOOP_CONFIG`` or ``./opsloop.toml`` when it exists.
+    Overrides whose value is ``None`` are ignored (an unset CLI flag).
+    Raises :class:`ConfigError` with a one-line message on any problem.
+    """
+    explicit = config_file is not None or bool(os.environ.get(CONFIG_FILE_ENV))
+    path = Path(config_file or os.environ.get(CONFIG_FILE_ENV) or DEFAULT_CONFIG_FILE)
+    file_data: dict[str, Any] = {}
+    if path.is_file():
+        file_data = _read_toml(path)
+        _validate_file_keys(file_data, path)
+    elif explicit:
+        raise ConfigError(f"{path}: config file not found")
+    token = _FILE_DATA.set(file_data)
+    try:
+        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as exc:
+        origin = str(path) if file_data else "configuration"
+        raise ConfigError(_describe(exc, origin)) from None
+    finally:
+        _FILE_DATA.reset(token)
+
+
+def _validate_file_keys(data: dict[str, Any], path: Path) -> None:
+    for key, value in data.items():
+        field = Settings.model_fields.get(key)
+        if field is None:
+            raise ConfigError(f"{path}: unknown setting '{key}'")
+        section = field.annotation
+        if isinstance(section, type) and issubclass(section, BaseModel):
+            if not isinstance(value, dict):
+                raise ConfigError(f"{path}: '{key}' must be a table ([{key}])")
+            for sub in value:
+                if sub not in section.model_fields:
+                    raise ConfigError(f"{path}: unknown setting '{key}.{sub}'")

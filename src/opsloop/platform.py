@@ -1,0 +1,55 @@
+"""The running platform: settings plus the stores and services built on them.
+
+One object that the API, dashboard and CLI share, so each capability adds its own service here
+instead of opening stores on its own.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from opsloop.config import Settings
+from opsloop.home import prepare_home, session_key
+from opsloop.store.state import AuditLog, StateDB, TokenService, open_state
+from opsloop.store.telemetry import TelemetryStore
+
+log = logging.getLogger("opsloop.platform")
+
+
+@dataclass
+class Platform:
+    """Stores and services of one opsloop instance."""
+
+    settings: Settings
+    state: StateDB
+    tokens: TokenService
+    audit: AuditLog
+    telemetry: TelemetryStore
+    session_key: bytes
+
+    @classmethod
+    def open(cls, settings: Settings) -> Platform:
+        """Prepare the home and open both stores (migrating the state schema)."""
+        prepare_home(settings.home)
+        state = open_state(settings.effective_state_url)
+        try:
+            telemetry = TelemetryStore(settings.telemetry_path)
+        except Exception:
+            state.close()
+            raise
+        return cls(
+            settings=settings,
+            state=state,
+            tokens=TokenService(state),
+            audit=AuditLog(state),
+            telemetry=telemetry,
+            session_key=session_key(settings.home),
+        )
+
+    def close(self) -> None:
+        """Flush and close the stores."""
+        try:
+            self.telemetry.close()
+        finally:
+            self.state.close()

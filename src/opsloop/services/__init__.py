@@ -1,0 +1,1 @@
+"""Background services that ``opsloop up`` runs next to the API: collection, retention."""

@@ -1,0 +1,27 @@
+"""Drops telemetry older than the retention settings, on schedule."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from opsloop.platform import Platform
+
+log = logging.getLogger("opsloop.retention")
+
+
+async def run_retention(platform: Platform) -> None:
+    """Sweep at start and every ``retention.check_interval_s`` until cancelled."""
+    settings = platform.settings.retention
+    while True:
+        try:
+            removed = await asyncio.to_thread(
+                platform.telemetry.drop_older_than, settings.metrics_days
+            )
+            if removed:
+                log.info("retention sweep", extra={"fields": {"metric_rows_removed": removed}})
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("retention sweep failed")
+        await asyncio.sleep(settings.check_interval_s)
