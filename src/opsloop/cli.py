@@ -103,6 +103,7 @@ def up(
 
 def _serve(settings: Settings) -> None:
     import logging
+    import signal
 
     import uvicorn
 
@@ -139,6 +140,10 @@ def _serve(settings: Settings) -> None:
                 timeout_graceful_shutdown=10,
             )
         )
+        # uvicorn re-raises the stop signal once it has shut down gracefully; a no-op handler
+        # underneath makes that re-raise harmless, so a SIGTERM/SIGINT stop exits 0.
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: None)
         server.run()
         if not server.started:
             raise CliError(f"server could not start on {settings.host}:{settings.port}")

@@ -66,7 +66,10 @@ def test_token_api_create_and_revoke_with_audit(client, make_token, platform):
     assert all("token" not in t and "secret_hash" not in t for t in listed)
     r = client.delete(f"/api/v1/tokens/{new['id']}", headers=admin)
     assert r.status_code == 204
-    assert client.get("/api/v1/me", headers={"Authorization": f"Bearer {new['token']}"}).status_code == 401
+    assert (
+        client.get("/api/v1/me", headers={"Authorization": f"Bearer {new['token']}"}).status_code
+        == 401
+    )
     actions = [(e.actor, e.action) for e in platform.audit.list()]
     assert ("token:boss", "token.create") in actions and ("token:boss", "token.revoke") in actions
 
@@ -104,7 +107,10 @@ def test_metrics_query(client, make_token, platform):
 
     now = time.time()
     platform.telemetry.append_metrics(
-        [MetricSample("host_cpu_percent", float(i), now - 50 + i * 10, {"host": "h"}) for i in range(5)]
+        [
+            MetricSample("host_cpu_percent", float(i), now - 50 + i * 10, {"host": "h"})
+            for i in range(5)
+        ]
     )
     auth = {"Authorization": f"Bearer {make_token('viewer')}"}
     r = client.get("/api/v1/metrics/query?name=host_cpu_percent&since=5m&step=10s", headers=auth)
@@ -113,7 +119,13 @@ def test_metrics_query(client, make_token, platform):
     assert body["series"][0]["labels"] == {"host": "h"}
     assert [p[1] for p in body["series"][0]["points"]] == [0.0, 1.0, 2.0, 3.0, 4.0]
     assert client.get("/api/v1/metrics/names", headers=auth).json() == ["host_cpu_percent"]
-    for bad in ["since=yesterday", "step=0", "step=1s&since=30d", "label=novalue", "since=1h&until=2h"]:
+    for bad in [
+        "since=yesterday",
+        "step=0",
+        "step=1s&since=30d",
+        "label=novalue",
+        "since=1h&until=2h",
+    ]:
         r = client.get(f"/api/v1/metrics/query?name=x&{bad}", headers=auth)
         assert r.status_code == 400, bad
 

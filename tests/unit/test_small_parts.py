@@ -58,7 +58,7 @@ def test_home_is_private_and_unwritable_home_is_an_error(tmp_path):
     assert stat.S_IMODE((home / "secret").stat().st_mode) == 0o600
     blocker = tmp_path / "file"
     blocker.write_text("")
-    with pytest.raises(HomeError, match="not a directory|cannot create"):
+    with pytest.raises(HomeError, match=r"not a directory|cannot create"):
         prepare_home(blocker / "sub")
 
 

@@ -47,18 +47,20 @@
     const series = body.series.slice(0, PALETTE.length);
     const npoints = series.reduce((n, s) => n + s.points.length, 0);
     el.dataset.points = String(npoints);
+    el.dataset.since = String(body.since);
+    el.dataset.until = String(body.until);
     if (npoints === 0) return;
     const data = align(series);
     const key = series.map((s) => JSON.stringify(s.labels)).join("|");
     const existing = charts.get(el);
-    if (existing && existing.key === key) { existing.plot.setData(data); return; }
+    if (existing && existing.key === key) { existing.plot.setData(data, true); return; }
     if (existing) existing.plot.destroy();
     el.replaceChildren();
     const unit = el.dataset.unit;
     const opts = {
       width: Math.max(el.clientWidth, 280),
       height: 180,
-      scales: { x: { time: true }, y: unit === "%" ? { range: [0, 100] } : { auto: true } },
+      scales: { x: { time: true, range: () => [Number(el.dataset.since), Number(el.dataset.until)] }, y: unit === "%" ? { range: [0, 100] } : { auto: true } },
       axes: [{ stroke: "#94a3b8" }, { stroke: "#94a3b8", size: 70, values: (u, vals) => vals.map((v) => fmt(unit)(u, v)) }],
       series: [{}].concat(series.map((s, i) => ({
         label: seriesLabel(s.labels), stroke: PALETTE[i], width: 1.5, value: fmt(unit), spanGaps: true,

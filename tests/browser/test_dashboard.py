@@ -1,0 +1,66 @@
+"""The dashboard in a real headless Chromium (Debian's), driven by Playwright."""
+
+import os
+
+import pytest
+
+CHROMIUM = "/usr/bin/chromium"
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not os.path.exists(CHROMIUM), reason=f"no Chromium at {CHROMIUM}"),
+]
+
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]  # fmt: skip
+
+
+@pytest.fixture
+def page(tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        context = browser.new_context(viewport={"width": 1280, "height": 900})
+        pg = context.new_page()
+        pg.errors = []
+        pg.on("console", lambda m: pg.errors.append(m.text) if m.type == "error" else None)
+        pg.on("pageerror", lambda e: pg.errors.append(str(e)))
+        yield pg
+        browser.close()
+
+
+def test_login_and_see_the_cpu_chart(server, page, tmp_path):
+    page.goto(server.url + "/")
+    assert page.url.endswith("/login")
+    page.fill("#token", "not-a-token")
+    page.click("button[type=submit]")
+    assert page.locator("[role=alert]").inner_text() == "That token is not valid."
+    page.errors.clear()  # the 401 of the failed login is logged by Chromium as a console error
+
+    page.fill("#token", server.admin_token)
+    page.click("button[type=submit]")
+    page.wait_for_url(server.url + "/")
+    assert page.locator("h1").first.inner_text() == "Overview"
+    assert page.locator("[data-nav=overview]").get_attribute("class") == "active"
+
+    cpu = page.locator("#chart-host_cpu_percent")
+    # the collector samples every second in tests; the page refreshes every 10 s
+    page.wait_for_function(
+        "document.querySelector('#chart-host_cpu_percent canvas') !== null", timeout=25_000
+    )
+    assert int(cpu.get_attribute("data-points")) >= 1
+    box = cpu.locator("canvas").bounding_box()
+    assert box["width"] > 200 and box["height"] > 100
+    # htmx fills the summary with the latest values
+    page.wait_for_selector("#host-summary .stat", timeout=15_000)
+    assert "CPU" in page.locator("#host-summary").inner_text()
+    page.screenshot(path=str(tmp_path / "overview.png"), full_page=True)
+    assert page.errors == []
+
+    # the session cookie is HTTP-only: scripts cannot read it
+    assert page.evaluate("document.cookie") == ""
+    page.click("text=Log out")
+    page.wait_for_url(server.url + "/login")
