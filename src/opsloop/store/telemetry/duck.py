@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -26,6 +27,29 @@ CREATE TABLE IF NOT EXISTS metric_samples (
     name VARCHAR NOT NULL,
     labels VARCHAR NOT NULL,
     value DOUBLE NOT NULL
+);
+CREATE TABLE IF NOT EXISTS log_lines (
+    seq BIGINT NOT NULL,
+    day DATE NOT NULL,
+    ts TIMESTAMPTZ NOT NULL,
+    received_at TIMESTAMPTZ NOT NULL,
+    source VARCHAR NOT NULL,
+    host VARCHAR,
+    level VARCHAR,
+    template_id INTEGER NOT NULL,
+    params VARCHAR NOT NULL,
+    message VARCHAR NOT NULL,
+    fields VARCHAR NOT NULL
+);
+CREATE TABLE IF NOT EXISTS anomalies (
+    day DATE NOT NULL,
+    ts TIMESTAMPTZ NOT NULL,
+    source VARCHAR NOT NULL,
+    kind VARCHAR NOT NULL,
+    key VARCHAR NOT NULL,
+    score DOUBLE NOT NULL,
+    evidence VARCHAR NOT NULL,
+    details VARCHAR NOT NULL
 );
 CREATE TABLE IF NOT EXISTS schema_info (key VARCHAR PRIMARY KEY, value VARCHAR);
 INSERT OR IGNORE INTO schema_info VALUES ('version', '1');
@@ -52,6 +76,12 @@ class TelemetryStore:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise TelemetryError(f"telemetry store {self.path}: {first}") from None
         self._lock = threading.Lock()
+
+    @contextmanager
+    def locked(self) -> Iterator[object]:
+        """The store's DuckDB connection, held exclusively for the block."""
+        with self._lock:
+            yield self._con
 
     def close(self) -> None:
         """Checkpoint and close the file."""
@@ -120,12 +150,17 @@ class TelemetryStore:
     # -- retention ---------------------------------------------------------------------------
     def drop_older_than(self, days: int, now: datetime | None = None) -> int:
         """Delete metric samples of whole days older than ``days``; returns rows removed."""
+        return self._drop_days("metric_samples", days, now)
+
+    def drop_logs_older_than(self, days: int, now: datetime | None = None) -> int:
+        """Delete log lines and anomalies of whole days older than ``days``."""
+        return self._drop_days("log_lines", days, now) + self._drop_days("anomalies", days, now)
+
+    def _drop_days(self, table: str, days: int, now: datetime | None) -> int:
         now = now or datetime.now(UTC)
         cutoff = (now - timedelta(days=days)).date()
         with self._lock:
-            removed = self._con.execute(
-                "DELETE FROM metric_samples WHERE day < ?", [cutoff]
-            ).fetchone()
+            removed = self._con.execute(f"DELETE FROM {table} WHERE day < ?", [cutoff]).fetchone()
             self._con.execute("CHECKPOINT")
         return int(removed[0]) if removed else 0
 
