@@ -1,0 +1,97 @@
+"""Forecasting and time-to-threshold (synthetic only)."""
+
+from __future__ import annotations
+
+import doctest
+import json
+import math
+import random
+
+import pytest
+
+from opsloop.detect.metrics import forecast
+from opsloop.detect.metrics.forecast import TrendForecaster, predict_linear, predict_linear_eta
+
+DAY = 86400.0
+STEP = 300.0
+
+
+def test_doctests():
+    result = doctest.testmod(forecast)
+    assert result.failed == 0 and result.attempted > 0
+
+
+def test_predict_linear_matches_least_squares():
+    ts = [0.0, 10.0, 20.0, 30.0]
+    xs = [1.0, 3.0, 2.0, 6.0]
+    # slope = cov/var = 1.3/10 ... computed by hand: mean t 15, mean x 3
+    slope = sum((t - 15) * (x - 3) for t, x in zip(ts, xs, strict=True)) / sum(
+        (t - 15) ** 2 for t in ts
+    )
+    assert predict_linear(ts, xs, now=30.0, horizon=0.0) == pytest.approx(3 + slope * 15)
+    assert predict_linear(ts, xs, now=30.0, horizon=100.0) == pytest.approx(3 + slope * 115)
+    assert predict_linear_eta([0.0, 1.0], [5.0, 4.0], 1.0, 10.0) == math.inf
+
+
+def _disk(days: float, rate: float, amp: float, seed: int, cut_at: float | None = None):
+    rng = random.Random(seed)
+    out = []
+    offset = 0.0
+    for i in range(int(days * DAY / STEP)):
+        t = i * STEP
+        if cut_at is not None and abs(t - cut_at) < STEP / 2:
+            offset -= 0.5 * (20.0 + rate * t + offset)
+        x = 20.0 + rate * t + offset + amp * math.sin(2 * math.pi * t / DAY) + rng.gauss(0, 0.3)
+        out.append((t, x))
+    return out
+
+
+def test_eta_on_linear_growth_with_daily_cycle():
+    rate = 5.0 / DAY
+    f = TrendForecaster()
+    pts = _disk(6, rate, 2.0, seed=1)
+    for t, x in pts:
+        f.update(t, x)
+    t_end, _ = pts[-1]
+    truth = (100.0 - (20.0 + rate * t_end) - 2.0) / rate  # first crossing, near the daily peak
+    eta = f.time_to_threshold(100.0)
+    assert abs(eta.seconds - truth) < 0.5 * DAY
+    assert eta.low <= eta.seconds <= eta.high
+
+
+def test_cleanup_drop_restarts_level_but_keeps_growth():
+    rate = 5.0 / DAY
+    f = TrendForecaster()
+    pts = _disk(6, rate, 0.0, seed=2, cut_at=5.5 * DAY)
+    resets = sum(f.update(t, x) for t, x in pts)
+    assert resets == 1
+    assert f.slope() == pytest.approx(rate, rel=0.2)
+    t_end, x_end = pts[-1]
+    assert f.level(t_end) == pytest.approx(x_end, abs=2.0)
+    # predict_linear over the last day is fooled by the drop
+    day = [(t, x) for t, x in pts if t > t_end - DAY]
+    pl = predict_linear_eta([t for t, _ in day], [x for _, x in day], t_end, 100.0)
+    truth = (100.0 - f.level(t_end)) / rate
+    assert abs(f.time_to_threshold(100.0).seconds - truth) < abs(pl - truth)
+
+
+def test_forecast_band_contains_the_mean_and_nan_is_ignored():
+    f = TrendForecaster()
+    for t, x in _disk(3, 2.0 / DAY, 1.0, seed=3):
+        f.update(t, x)
+        f.update(t, float("nan"))
+    mean, lo, hi = f.forecast(f.t_last + 3600.0)
+    assert lo < mean < hi
+    assert all(math.isfinite(v) for v in (mean, lo, hi))
+
+
+def test_forecaster_round_trip():
+    f = TrendForecaster()
+    pts = _disk(3, 2.0 / DAY, 1.0, seed=4)
+    for t, x in pts[:500]:
+        f.update(t, x)
+    g = TrendForecaster.from_dict(json.loads(json.dumps(f.to_dict())))
+    for t, x in pts[500:]:
+        f.update(t, x)
+        g.update(t, x)
+    assert f.time_to_threshold(100.0) == g.time_to_threshold(100.0)

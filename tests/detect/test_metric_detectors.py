@@ -1,0 +1,153 @@
+"""Streaming metric detectors: synthetic data only."""
+
+from __future__ import annotations
+
+import doctest
+import json
+import math
+import random
+
+import pytest
+
+from opsloop.detect.metrics import (
+    DefaultMetricDetector,
+    EdgeAlarm,
+    P2Quantile,
+    RobustEWM,
+    SeasonalModel,
+    TailCalibrator,
+    alarm,
+    calibrate,
+    default,
+    ewm,
+    quantile,
+    seasonal,
+)
+
+STEP = 300.0
+
+
+def _series(n: int, seed: int = 0, season: float = 0.0):
+    rng = random.Random(seed)
+    for i in range(n):
+        t = i * STEP
+        yield t, 50.0 + season * math.sin(2 * math.pi * t / 86400.0) + rng.gauss(0, 1.0)
+
+
+def _run(det: DefaultMetricDetector, points) -> list[float]:
+    return [det.update(t, x) for t, x in points]
+
+
+@pytest.mark.parametrize("module", [alarm, calibrate, default, ewm, quantile, seasonal])
+def test_doctests(module):
+    result = doctest.testmod(module)
+    assert result.failed == 0 and result.attempted > 0
+
+
+def test_spike_is_flagged_and_steady_series_is_quiet():
+    det = DefaultMetricDetector()
+    scores = _run(det, _series(3000))
+    assert sum(s >= 0.999 for s in scores[500:]) <= 3  # p < 1e-3: a handful by chance at most
+    spike = det.score_one(3000 * STEP, 50.0 + 15.0)
+    assert spike > 0.99999
+    assert spike > max(scores[500:])
+
+
+def test_steady_series_raises_no_alarm():
+    det = DefaultMetricDetector()
+    alarms = 0
+    for t, x in _series(4000, seed=3):
+        det.update(t, x)
+        alarms += det.last_alarm
+    assert alarms <= 1
+
+
+def test_alarms_are_edge_triggered():
+    det = DefaultMetricDetector()
+    pts = list(_series(2000, seed=1))
+    _run(det, pts)
+    fired = 0
+    high = 0
+    for i in range(50):  # a lasting level shift: one alarm, not fifty
+        s = det.update((2000 + i) * STEP, 90.0)
+        fired += det.last_alarm
+        high += s >= 0.999
+    assert fired == 1
+    assert high == 1
+
+
+def test_nan_and_inf_do_not_poison_state():
+    a, b = DefaultMetricDetector(), DefaultMetricDetector()
+    pts = list(_series(1500, seed=2))
+    for i, (t, x) in enumerate(pts):
+        a.update(t, x)
+        b.update(t, x)
+        if i % 100 == 0:
+            assert b.update(t, float("nan")) == 0.0
+            b.update(t, float("inf"))
+            b.update(float("nan"), 1.0)
+    assert a.to_dict() == b.to_dict()
+    assert math.isfinite(b.score_one(1500 * STEP, 50.0))
+
+
+def test_daily_seasonality_is_learned():
+    det = DefaultMetricDetector()
+    _run(det, _series(288 * 6, season=20.0))
+    assert det.active in ("day", "week")
+    # the expected daily peak is normal, the same value at the trough is not
+    t_peak = 288 * 6 * STEP + 86400.0 / 4 - (288 * 6 * STEP) % 86400.0
+    peak = 50.0 + 20.0 * math.sin(2 * math.pi * t_peak / 86400.0)
+    assert det.calibrated_score(t_peak, peak) < 0.99
+    assert det.calibrated_score(t_peak + 43200.0, peak) > 0.999
+
+
+def test_to_dict_round_trip_gives_identical_scores():
+    det = DefaultMetricDetector()
+    pts = list(_series(2500, seed=4, season=5.0))
+    _run(det, pts[:2000])
+    clone = DefaultMetricDetector.from_dict(json.loads(json.dumps(det.to_dict())))
+    assert _run(det, pts[2000:]) == _run(clone, pts[2000:])
+
+
+def test_scores_are_in_unit_interval():
+    det = DefaultMetricDetector()
+    rng = random.Random(5)
+    for i in range(3000):
+        x = rng.paretovariate(1.5) if i % 97 else 1e6
+        s = det.update(i * 60.0, x)
+        assert 0.0 <= s <= 1.0
+
+
+def test_components_round_trip():
+    e = RobustEWM()
+    q = P2Quantile(0.9)
+    c = TailCalibrator()
+    m = SeasonalModel(86400.0, bins=24)
+    a = EdgeAlarm()
+    for i in range(500):
+        x = math.sin(i / 7.0) + (i % 13) / 13.0
+        e.update(x)
+        q.update(x)
+        c.update(abs(x))
+        m.update(i * 3600.0, x)
+        a.step(c.pvalue(abs(x)))
+    for obj in (e, q, c, m, a):
+        assert type(obj).from_dict(json.loads(json.dumps(obj.to_dict()))).to_dict() == obj.to_dict()
+
+
+def test_tail_calibrator_is_roughly_calibrated():
+    rng = random.Random(9)
+    c = TailCalibrator()
+    for _ in range(20000):
+        c.update(abs(rng.gauss(0, 1)))
+    # P(|N(0,1)| >= 3) = 0.0027
+    assert 0.0005 < c.pvalue(3.0) < 0.01
+
+
+def test_robust_ewm_ignores_outlier():
+    e = RobustEWM()
+    for i in range(200):
+        e.update(10.0 + (i % 2))
+    before = e.level
+    e.update(1e9)
+    assert abs(e.level - before) < 1.0
