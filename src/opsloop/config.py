@@ -46,6 +46,32 @@ class CollectorSettings(BaseModel):
     interval_s: float = Field(10.0, gt=0.5, le=3600, description="Seconds between samples.")
 
 
+class LogSettings(BaseModel):
+    """Log ingest: header format, files to follow, syslog listeners."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    format: str = Field(
+        "auto",
+        description="Header format: 'auto', 'raw', a built-in name, or LogPAI notation "
+        "such as '<Date> <Time> <Level> <Component>: <Content>'.",
+    )
+    files: list[str] = Field(default_factory=list, description="Files or globs to follow.")
+    from_beginning: bool = Field(
+        False, description="Read files found at first start from their beginning (else the end)."
+    )
+    syslog_host: str = Field("127.0.0.1", description="Address of the syslog listeners.")
+    syslog_udp_port: int | None = Field(
+        None, ge=0, le=65535, description="UDP syslog; off if unset."
+    )
+    syslog_tcp_port: int | None = Field(
+        None, ge=0, le=65535, description="TCP syslog; off if unset."
+    )
+    snapshot_interval_s: float = Field(
+        30.0, gt=0, description="Seconds between snapshots of the learned template state."
+    )
+
+
 class RetentionSettings(BaseModel):
     """How long telemetry is kept; older day partitions are dropped on schedule."""
 
@@ -80,6 +106,7 @@ class Settings(BaseSettings):
     )
     session_hours: float = Field(12.0, gt=0, description="Lifetime of a dashboard session.")
     collector: CollectorSettings = CollectorSettings()
+    logs: LogSettings = LogSettings()
     retention: RetentionSettings = RetentionSettings()
 
     @field_validator("home", mode="before")

@@ -7,12 +7,17 @@ instead of opening stores on its own.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from opsloop.config import Settings
 from opsloop.home import prepare_home, session_key
 from opsloop.store.state import AuditLog, StateDB, TokenService, open_state
 from opsloop.store.telemetry import TelemetryStore
+from opsloop.store.telemetry.logs import LogTable
+
+if TYPE_CHECKING:
+    from opsloop.services.log_ingest import LogIngest
 
 log = logging.getLogger("opsloop.platform")
 
@@ -27,6 +32,20 @@ class Platform:
     audit: AuditLog
     telemetry: TelemetryStore
     session_key: bytes
+    _logs: LogIngest | None = field(default=None, repr=False)
+
+    @property
+    def logs(self) -> LogIngest:
+        """The log pipeline (template miner and detectors), loaded on first use."""
+        if self._logs is None:
+            from opsloop.services.log_ingest import LogIngest
+
+            self._logs = LogIngest(
+                LogTable(self.telemetry),
+                self.settings.home / "log_state.json",
+                self.settings.logs.format,
+            )
+        return self._logs
 
     @classmethod
     def open(cls, settings: Settings) -> Platform:
@@ -49,6 +68,11 @@ class Platform:
 
     def close(self) -> None:
         """Flush and close the stores."""
+        try:
+            if self._logs is not None:
+                self._logs.snapshot()
+        except Exception:
+            log.exception("could not snapshot the log state")
         try:
             self.telemetry.close()
         finally:

@@ -13,7 +13,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 
 from opsloop import __version__
 from opsloop.api.limits import BodySizeLimit
-from opsloop.api.routes import health, metrics, tokens
+from opsloop.api.routes import health, logs, metrics, tokens
 from opsloop.platform import Platform
 
 log = logging.getLogger("opsloop.api")
@@ -35,6 +35,16 @@ def create_app(platform: Platform, background: bool = True) -> FastAPI:
             if platform.settings.collector.enabled:
                 tasks.append(asyncio.create_task(run_host_collector(platform)))
             tasks.append(asyncio.create_task(run_retention(platform)))
+            from opsloop.services.log_sources import (
+                build_sources,
+                run_log_sources,
+                start_log_sources,
+            )
+
+            sources = build_sources(platform)
+            app.state.log_sources = sources
+            await start_log_sources(sources)
+            tasks.append(asyncio.create_task(run_log_sources(platform, sources)))
         try:
             yield
         finally:
@@ -55,6 +65,7 @@ def create_app(platform: Platform, background: bool = True) -> FastAPI:
     app.include_router(health.router)
     app.include_router(metrics.router)
     app.include_router(tokens.router)
+    app.include_router(logs.router)
 
     from opsloop.web.pages import mount_dashboard
 

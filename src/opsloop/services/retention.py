@@ -18,8 +18,11 @@ async def run_retention(platform: Platform) -> None:
             removed = await asyncio.to_thread(
                 platform.telemetry.drop_older_than, settings.metrics_days
             )
+            removed += await asyncio.to_thread(
+                platform.telemetry.drop_logs_older_than, settings.logs_days
+            )
             if removed:
-                log.info("retention sweep", extra={"fields": {"metric_rows_removed": removed}})
+                log.info("retention sweep", extra={"fields": {"rows_removed": removed}})
         except asyncio.CancelledError:
             raise
         except Exception:

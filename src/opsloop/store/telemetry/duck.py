@@ -76,6 +76,7 @@ class TelemetryStore:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise TelemetryError(f"telemetry store {self.path}: {first}") from None
         self._lock = threading.Lock()
+        self._closed = False
 
     @contextmanager
     def locked(self) -> Iterator[object]:
@@ -84,8 +85,11 @@ class TelemetryStore:
             yield self._con
 
     def close(self) -> None:
-        """Checkpoint and close the file."""
+        """Checkpoint and close the file (a second call does nothing)."""
         with self._lock:
+            if self._closed:
+                return
+            self._closed = True
             try:
                 self._con.execute("CHECKPOINT")
             finally:

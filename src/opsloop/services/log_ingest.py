@@ -1,0 +1,226 @@
+"""Log ingest: raw lines → header format → template miner → anomaly detectors → store.
+
+One :class:`LogIngest` per platform, shared by every source (HTTP, files, syslog). It is
+thread-safe: a lock serialises learning so template ids are assigned in one order.
+
+Durability: :meth:`LogIngest.ingest` returns only after the lines are committed to the telemetry
+store, so an acknowledged line survives ``kill -9``. The learned state (miner + detectors) is
+snapshotted to ``<home>/log_state.json`` with the ``seq`` of the last line it has seen; on start
+the lines stored after that ``seq`` are replayed through the miner, which is deterministic, so
+template ids come out the same as before the crash.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from opsloop.detect.anomaly import Anomaly
+from opsloop.detect.logs.frequency import FrequencyDetector
+from opsloop.detect.logs.novelty import NoveltyScorer
+from opsloop.detect.templates import TemplateMiner
+from opsloop.home import write_private
+from opsloop.observe.logformat import LogParser
+from opsloop.observe.record import RawLine
+from opsloop.store.telemetry.logs import LogRecord, LogTable
+
+log = logging.getLogger("opsloop.logs")
+STATE_VERSION = 1
+_TIME_FIELDS = ("timestamp", "Timestamp", "time", "Time", "ts", "@timestamp", "Date")
+_LEVEL_FIELDS = ("level", "Level", "severity", "Severity", "loglevel")
+
+
+@dataclass
+class IngestResult:
+    """What happened to one batch."""
+
+    accepted: int = 0
+    skipped_empty: int = 0
+    first_seq: int | None = None
+    last_seq: int | None = None
+    new_templates: list[int] = field(default_factory=list)
+    anomalies: int = 0
+
+
+def _parse_time(value: Any) -> float | None:
+    if isinstance(value, int | float) and value == value and abs(value) != float("inf"):
+        return float(value) / 1000.0 if value > 1e11 else float(value)
+    if isinstance(value, str) and value:
+        try:
+            dt = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        except ValueError:
+            return None
+        if dt.tzinfo is None:
+            from datetime import UTC
+
+            dt = dt.replace(tzinfo=UTC)
+        return dt.timestamp()
+    return None
+
+
+class LogIngest:
+    """The log pipeline shared by all log sources of one platform."""
+
+    def __init__(self, table: LogTable, state_path: Path | None, fmt: str = "auto") -> None:
+        self.table = table
+        self.state_path = state_path
+        self.parser = LogParser(fmt)
+        self._lock = threading.Lock()
+        self.miner = TemplateMiner()
+        self.novelty = NoveltyScorer()
+        self.frequency = FrequencyDetector()
+        self._snap_seq = 0
+        self._load()
+        self._seq = max(self.table.max_seq(), self._snap_seq)
+        replayed = self._replay()
+        if replayed:
+            log.info("replayed log lines", extra={"fields": {"lines": replayed}})
+        self._dirty = replayed > 0
+
+    # -- state -------------------------------------------------------------------------------
+    def _load(self) -> None:
+        if self.state_path is None or not self.state_path.exists():
+            return
+        try:
+            state = json.loads(self.state_path.read_text())
+            if state.get("version") != STATE_VERSION:
+                raise ValueError(f"unknown version {state.get('version')!r}")
+            self.miner = TemplateMiner.from_dict(state["miner"])
+            self.novelty = NoveltyScorer.from_dict(state["novelty"])
+            self.frequency = FrequencyDetector.from_dict(state["frequency"])
+            self._snap_seq = int(state["seq"])
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            bad = self.state_path.with_suffix(".corrupt")
+            self.state_path.replace(bad)
+            log.warning(
+                "log state unreadable; relearning from stored lines",
+                extra={"fields": {"error": str(exc), "moved_to": str(bad)}},
+            )
+            self.miner, self.novelty, self.frequency = (
+                TemplateMiner(), NoveltyScorer(), FrequencyDetector()
+            )  # fmt: skip
+            self._snap_seq = 0
+
+    def _replay(self) -> int:
+        n = 0
+        for rec in self.table.since_seq(self._snap_seq):
+            self.miner.learn_one(rec.message)
+            self.novelty.learn_one(str(self.miner.resolve(rec.template_id)), rec.ts)
+            n += 1
+        return n
+
+    def snapshot(self) -> bool:
+        """Write the learned state if it changed; returns whether it wrote."""
+        if self.state_path is None:
+            return False
+        with self._lock:
+            if not self._dirty:
+                return False
+            state = {
+                "version": STATE_VERSION,
+                "seq": self._seq,
+                "saved_at": time.time(),
+                "miner": self.miner.to_dict(),
+                "novelty": self.novelty.to_dict(),
+                "frequency": self.frequency.to_dict(),
+            }
+            self._dirty = False
+        write_private(self.state_path, json.dumps(state, separators=(",", ":")))
+        return True
+
+    # -- ingest ------------------------------------------------------------------------------
+    def ingest(self, lines: Sequence[RawLine]) -> IngestResult:
+        """Parse, learn and store ``lines``; durable when this returns."""
+        result = IngestResult()
+        records: list[LogRecord] = []
+        anomalies: list[Anomaly] = []
+        with self._lock:
+            known_max = max(self.miner.templates, default=-1)
+            for line in lines:
+                if not line.text.strip():
+                    result.skipped_empty += 1
+                    continue
+                parsed = self.parser.parse(line.text)
+                content = parsed.content if parsed.content.strip() else line.text.strip()
+                fields = {**line.fields, **parsed.fields}
+                fields.pop("Content", None)
+                ts = line.timestamp
+                if ts is None:
+                    ts = next(
+                        (t for k in _TIME_FIELDS if (t := _parse_time(fields.get(k))) is not None),
+                        None,
+                    )
+                if ts is None or ts > line.received_at + 86400:
+                    ts = line.received_at
+                level = line.level or next(
+                    (str(fields[k]) for k in _LEVEL_FIELDS if fields.get(k)), None
+                )
+                match = self.miner.learn_one(content)
+                self._seq += 1
+                records.append(
+                    LogRecord(
+                        seq=self._seq, ts=ts, received_at=line.received_at, source=line.source,
+                        message=content, template_id=match.template_id, params=match.params,
+                        host=line.host, level=level.lower() if level else None, fields=fields,
+                    )
+                )  # fmt: skip
+                key = str(match.template_id)
+                found = self.novelty.learn_one(key, ts)
+                if found is not None:
+                    anomalies.append(_with_template(found, match.template))
+                anomalies += self.frequency.learn_one(key, ts)
+            result.new_templates = sorted(i for i in self.miner.templates if i > known_max)
+            self.table.append(records)
+            if anomalies:
+                self.table.append_anomalies(anomalies)
+            self._dirty = self._dirty or bool(records)
+        result.accepted = len(records)
+        result.anomalies = len(anomalies)
+        if records:
+            result.first_seq, result.last_seq = records[0].seq, records[-1].seq
+        return result
+
+    def tick(self, now: float | None = None) -> list[Anomaly]:
+        """Close time windows with no traffic (silences); store what they reveal."""
+        with self._lock:
+            found = self.frequency.advance(time.time() if now is None else now)
+            if found:
+                self.table.append_anomalies(found)
+                self._dirty = True
+        return found
+
+    # -- reads -------------------------------------------------------------------------------
+    def templates(self) -> dict[int, str]:
+        """Live template ids and their text."""
+        with self._lock:
+            return self.miner.templates
+
+    def resolve(self, template_id: int) -> int:
+        """The live id a (possibly merged) template id now belongs to."""
+        with self._lock:
+            return self.miner.resolve(template_id)
+
+    def ids_for(self, template_id: int) -> list[int]:
+        """Every stored id that resolves to ``template_id`` (itself and merged ones)."""
+        with self._lock:
+            live = self.miner.resolve(template_id)
+            return [live] + [old for old in self.miner.aliases if self.miner.resolve(old) == live]
+
+    def novelty_score(self, template_id: int) -> float:
+        """How new/rare a template is now, in [0, 1]."""
+        with self._lock:
+            return self.novelty.score_one(str(template_id))
+
+
+def _with_template(a: Anomaly, template: str) -> Anomaly:
+    return Anomaly(
+        a.source, a.kind, a.score, a.time, a.key,
+        [*a.evidence, f"template: {template}"], {**a.details, "template": template},
+    )  # fmt: skip
