@@ -25,6 +25,15 @@ app = typer.Typer(
 token_app = typer.Typer(help="API tokens: create, list, revoke.", no_args_is_help=True)
 app.add_typer(token_app, name="token")
 
+
+def _add_command_groups() -> None:
+    from opsloop.commands import logs
+
+    app.add_typer(logs.app, name="logs")
+
+
+_add_command_groups()
+
 HomeOpt = Annotated[
     Path | None,
     typer.Option(

@@ -6,7 +6,6 @@ import time
 
 import httpx
 import pytest
-
 from tests.conftest import free_port, start_server
 
 pytestmark = pytest.mark.e2e

@@ -1,0 +1,1 @@
+"""Sub-commands of the ``opsloop`` CLI, one module per group. Only typer at import time."""
