@@ -3,6 +3,7 @@
 import os
 
 import pytest
+from playwright.sync_api import expect
 
 CHROMIUM = "/usr/bin/chromium"
 
@@ -48,9 +49,7 @@ def test_login_and_see_the_cpu_chart(server, page, tmp_path):
 
     cpu = page.locator("#chart-host_cpu_percent")
     # the collector samples every second in tests; the page refreshes every 10 s
-    page.wait_for_function(
-        "document.querySelector('#chart-host_cpu_percent canvas') !== null", timeout=25_000
-    )
+    page.wait_for_selector("#chart-host_cpu_percent canvas", timeout=25_000)
     assert int(cpu.get_attribute("data-points")) >= 1
     box = cpu.locator("canvas").bounding_box()
     assert box["width"] > 200 and box["height"] > 100
@@ -64,3 +63,45 @@ def test_login_and_see_the_cpu_chart(server, page, tmp_path):
     assert page.evaluate("document.cookie") == ""
     page.click("text=Log out")
     page.wait_for_url(server.url + "/login")
+
+
+def login(page, server):
+    page.goto(server.url + "/login")
+    page.fill("#token", server.admin_token)
+    page.click("button[type=submit]")
+    page.wait_for_url(server.url + "/")
+
+
+def test_logs_page_explore_search_and_drill_down(server, page, tmp_path):
+    import httpx
+
+    lines = [f"Connection from 10.0.0.{i} closed after {i * 3} ms" for i in range(40)]
+    lines += ["Disk /dev/sda1 is full", "user 7 logged in", "user 9 logged in"]
+    r = httpx.post(
+        server.url + "/api/v1/logs", content="\n".join(lines),
+        headers={"Authorization": f"Bearer {server.admin_token}", "Content-Type": "text/plain"},
+    )  # fmt: skip
+    assert r.json()["accepted"] == len(lines)
+
+    login(page, server)
+    page.click("[data-nav=logs]")
+    page.wait_for_url(server.url + "/logs")
+    page.wait_for_selector("#log-templates table")
+    first_row = page.locator("#log-templates tbody tr").first
+    assert "Connection from <*> closed after <*> ms" in first_row.inner_text()
+    assert "40" in first_row.inner_text()
+    assert page.locator("#log-templates .badge.new").count() >= 3
+    page.wait_for_selector("#templates-chart canvas", timeout=10_000)
+
+    page.fill("#q", "disk")
+    page.click("#log-search button[type=submit]")
+    expect(page.locator("#log-lines .line")).to_have_count(1, timeout=10_000)
+    assert "Disk /dev/sda1 is full" in page.locator("#log-lines").inner_text()
+
+    page.click("#log-templates a:has-text('Connection from')")
+    page.wait_for_selector("#template-text")
+    assert page.locator("#template-text").inner_text() == "Connection from <*> closed after <*> ms"
+    page.wait_for_selector("#template-chart canvas", timeout=10_000)
+    assert page.locator(".lines .line").count() == 40
+    page.screenshot(path=str(tmp_path / "logs.png"), full_page=True)
+    assert page.errors == []

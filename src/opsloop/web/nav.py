@@ -19,5 +19,6 @@ class NavItem:
 
 NAV: list[NavItem] = [
     NavItem("overview", "Overview", "/"),
+    NavItem("logs", "Logs", "/logs"),
     NavItem("api", "API", "/api/docs"),
 ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
 from importlib import resources
 from typing import Annotated
 
@@ -18,6 +19,9 @@ from opsloop.web.nav import NAV
 
 _WEB = resources.files("opsloop.web")
 templates = Jinja2Templates(directory=str(_WEB / "templates"))
+templates.env.filters["ts"] = lambda t: (
+    datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%d %H:%M:%S") if t is not None else "—"
+)
 router = APIRouter(include_in_schema=False)
 
 OVERVIEW_CHARTS = [
@@ -40,6 +44,11 @@ def _secure_headers(response: Response) -> Response:
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Referrer-Policy"] = "same-origin"
     return response
+
+
+def page(request: Request, name: str, active: str, **context: object) -> Response:
+    """Render a dashboard template with the navigation and security headers."""
+    return _page(request, name, active, **context)
 
 
 def _page(request: Request, name: str, active: str, **context: object) -> Response:
@@ -117,3 +126,6 @@ def mount_dashboard(app: FastAPI) -> None:
     """Add the dashboard's routes and static files to ``app``."""
     app.mount("/static", StaticFiles(directory=str(_WEB / "static")), name="static")
     app.include_router(router)
+    from opsloop.web.logs_pages import router as logs_router
+
+    app.include_router(logs_router)
