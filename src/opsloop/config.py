@@ -8,6 +8,7 @@ quietly turn a setting off.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from contextvars import ContextVar
 from pathlib import Path
@@ -70,6 +71,28 @@ class LogSettings(BaseModel):
     snapshot_interval_s: float = Field(
         30.0, gt=0, description="Seconds between snapshots of the learned template state."
     )
+    stdin: bool = Field(False, description="Also read log lines from standard input.")
+    session_key: str | None = Field(
+        None,
+        description=r"Regex whose match groups lines into sessions (e.g. 'blk_-?\d+' or "
+        r"'req-[0-9a-f]+'); anomalous sessions become anomalies. Off if unset.",
+    )
+    session_idle_s: float = Field(
+        300.0, gt=0, description="A session closes after this many seconds without lines."
+    )
+    session_min_train: int = Field(
+        200, ge=10, description="Sessions learned before session anomalies are reported."
+    )
+
+    @field_validator("session_key")
+    @classmethod
+    def _valid_regex(cls, v: str | None) -> str | None:
+        if v:
+            try:
+                re.compile(v)
+            except re.error as exc:
+                raise ValueError(f"not a valid regex: {exc}") from None
+        return v or None
 
 
 class RetentionSettings(BaseModel):

@@ -40,10 +40,14 @@ class Platform:
         if self._logs is None:
             from opsloop.services.log_ingest import LogIngest
 
+            cfg = self.settings.logs
             self._logs = LogIngest(
                 LogTable(self.telemetry),
                 self.settings.home / "log_state.json",
-                self.settings.logs.format,
+                cfg.format,
+                session_key=cfg.session_key,
+                session_idle_s=cfg.session_idle_s,
+                session_min_train=cfg.session_min_train,
             )
         return self._logs
 

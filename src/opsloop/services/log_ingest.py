@@ -23,16 +23,20 @@ from pathlib import Path
 from typing import Any
 
 from opsloop.detect.anomaly import Anomaly
+from opsloop.detect.logs.count_rules import CountRuleModel
 from opsloop.detect.logs.frequency import FrequencyDetector
 from opsloop.detect.logs.novelty import NoveltyScorer
+from opsloop.detect.logs.sessions import Session, SessionGrouper
 from opsloop.detect.templates import TemplateMiner
 from opsloop.home import write_private
-from opsloop.observe.logformat import LogParser
+from opsloop.observe.logformat import LogParser, detect_format
 from opsloop.observe.record import RawLine
 from opsloop.store.telemetry.logs import LogRecord, LogTable
 
 log = logging.getLogger("opsloop.logs")
 STATE_VERSION = 1
+SNIFF_LINES = 200
+MAX_SOURCES = 10_000  # sniffed parsers kept; beyond that each batch sniffs again
 _TIME_FIELDS = ("timestamp", "Timestamp", "time", "Time", "ts", "@timestamp", "Date")
 _LEVEL_FIELDS = ("level", "Level", "severity", "Severity", "loglevel")
 
@@ -68,14 +72,28 @@ def _parse_time(value: Any) -> float | None:
 class LogIngest:
     """The log pipeline shared by all log sources of one platform."""
 
-    def __init__(self, table: LogTable, state_path: Path | None, fmt: str = "auto") -> None:
+    def __init__(
+        self,
+        table: LogTable,
+        state_path: Path | None,
+        fmt: str = "auto",
+        session_key: str | None = None,
+        session_idle_s: float = 300.0,
+        session_min_train: int = 200,
+    ) -> None:
         self.table = table
         self.state_path = state_path
-        self.parser = LogParser(fmt)
+        self.format = fmt
+        self._parsers: dict[str, LogParser] = {}
         self._lock = threading.Lock()
         self.miner = TemplateMiner()
         self.novelty = NoveltyScorer()
         self.frequency = FrequencyDetector()
+        self.session_key = session_key
+        self.session_idle_s = session_idle_s
+        self.session_min_train = session_min_train
+        self.sessions = SessionGrouper(session_key, idle_timeout=session_idle_s)
+        self.session_model = CountRuleModel()
         self._snap_seq = 0
         self._load()
         self._seq = max(self.table.max_seq(), self._snap_seq)
@@ -95,6 +113,9 @@ class LogIngest:
             self.miner = TemplateMiner.from_dict(state["miner"])
             self.novelty = NoveltyScorer.from_dict(state["novelty"])
             self.frequency = FrequencyDetector.from_dict(state["frequency"])
+            if state.get("session_key") == self.session_key and "sessions" in state:
+                self.sessions = SessionGrouper.from_dict(state["sessions"])
+                self.session_model = CountRuleModel.from_dict(state["session_model"])
             self._snap_seq = int(state["seq"])
         except (OSError, ValueError, KeyError, TypeError) as exc:
             bad = self.state_path.with_suffix(".corrupt")
@@ -130,6 +151,9 @@ class LogIngest:
                 "miner": self.miner.to_dict(),
                 "novelty": self.novelty.to_dict(),
                 "frequency": self.frequency.to_dict(),
+                "session_key": self.session_key,
+                "sessions": self.sessions.to_dict(),
+                "session_model": self.session_model.to_dict(),
             }
             self._dirty = False
         write_private(self.state_path, json.dumps(state, separators=(",", ":")))
@@ -147,7 +171,7 @@ class LogIngest:
                 if not line.text.strip():
                     result.skipped_empty += 1
                     continue
-                parsed = self.parser.parse(line.text)
+                parsed = self._parser_for(line, lines).parse(line.text)
                 content = parsed.content if parsed.content.strip() else line.text.strip()
                 fields = {**line.fields, **parsed.fields}
                 fields.pop("Content", None)
@@ -176,6 +200,9 @@ class LogIngest:
                 if found is not None:
                     anomalies.append(_with_template(found, match.template))
                 anomalies += self.frequency.learn_one(key, ts)
+                if self.session_key:
+                    closed = self.sessions.add(key, ts, content)
+                    anomalies += self._judge_sessions(closed)
             result.new_templates = sorted(i for i in self.miner.templates if i > known_max)
             self.table.append(records)
             if anomalies:
@@ -187,10 +214,37 @@ class LogIngest:
             result.first_seq, result.last_seq = records[0].seq, records[-1].seq
         return result
 
+    def _parser_for(self, line: RawLine, batch: Sequence[RawLine]) -> LogParser:
+        """The parser of a line's source; for ``auto``, sniffed once from that source's lines."""
+        parser = self._parsers.get(line.source)
+        if parser is None:
+            if self.format == "auto":
+                sample = [x.text for x in batch if x.source == line.source][:SNIFF_LINES]
+                parser = LogParser(detect_format(sample))
+            else:
+                parser = LogParser(self.format)
+            if len(self._parsers) < MAX_SOURCES:
+                self._parsers[line.source] = parser
+        return parser
+
+    def _judge_sessions(self, closed: list[Session]) -> list[Anomaly]:
+        """Score each closed session against the sessions learned so far, then learn it."""
+        out = []
+        for s in closed:
+            if self.session_model.n_sessions >= self.session_min_train:
+                found = self.session_model.anomaly(s.key, s.events, s.end)
+                if found is not None:
+                    out.append(found)
+            self.session_model.learn_one(s.events)
+        return out
+
     def tick(self, now: float | None = None) -> list[Anomaly]:
-        """Close time windows with no traffic (silences); store what they reveal."""
+        """Close time windows with no traffic (silences) and idle sessions; store findings."""
         with self._lock:
-            found = self.frequency.advance(time.time() if now is None else now)
+            now = time.time() if now is None else now
+            found = self.frequency.advance(now)
+            if self.session_key:
+                found += self._judge_sessions(self.sessions.expire(now))
             if found:
                 self.table.append_anomalies(found)
                 self._dirty = True

@@ -27,6 +27,10 @@ def build_sources(platform: Platform) -> list[Any]:
                 from_beginning=cfg.from_beginning,
             )
         )
+    if cfg.stdin:
+        from opsloop.observe.stdin_source import StdinSource
+
+        sources.append(StdinSource())
     if cfg.syslog_udp_port is not None:
         from opsloop.observe.syslog_server import SyslogUDPServer
 
