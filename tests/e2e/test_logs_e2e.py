@@ -52,11 +52,12 @@ def test_acknowledged_lines_survive_kill_9(tmp_path):
 
 
 def test_file_and_syslog_sources_from_config(tmp_path):
-    applog = tmp_path / "app.log"
+    (tmp_path / "logs").mkdir()
+    applog = tmp_path / "logs" / "app.log"
     applog.write_text("")
     udp, tcp = free_port(), free_port()
     (tmp_path / "opsloop.toml").write_text(
-        f'[logs]\nfiles = ["{tmp_path}/*.log"]\nfrom_beginning = true\n'
+        f'[logs]\nfiles = ["{tmp_path}/logs/*.log"]\nfrom_beginning = true\n'
         f"syslog_udp_port = {udp}\nsyslog_tcp_port = {tcp}\nsnapshot_interval_s = 1\n"
     )
     srv = start_server(tmp_path / "home", tmp_path)
@@ -76,7 +77,9 @@ def test_file_and_syslog_sources_from_config(tmp_path):
             got = httpx.get(srv.url + "/api/v1/logs", headers=h).json()["lines"]
             return got if len(got) >= 3 else None
 
-        got = {x["source"]: x for x in wait_for(lines)}
+        found = wait_for(lines)
+        got = {x["source"]: x for x in found}
+        assert len(found) == 3, found
         assert got[str(applog)]["level"] == "error"
         assert got["syslog:udp"]["host"] == "db1"
         assert got["syslog:udp"]["message"].endswith("checkpoint took 812 ms")
