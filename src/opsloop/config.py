@@ -95,6 +95,72 @@ class LogSettings(BaseModel):
         return v or None
 
 
+class ScrapeTargetSettings(BaseModel):
+    """A Prometheus endpoint to scrape."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: str = Field(
+        description="http(s) URL of the exposition page, e.g. http://host:9100/metrics."
+    )
+    name: str = Field("", description="Job name (default 'scrape').")
+    interval_s: float = Field(15.0, gt=0.1, description="Seconds between scrapes.")
+    timeout_s: float = Field(10.0, gt=0, description="Seconds before a scrape is abandoned.")
+    labels: dict[str, str] = Field(default_factory=dict, description="Labels added to samples.")
+
+    @field_validator("url")
+    @classmethod
+    def _http(cls, v: str) -> str:
+        if not v.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return v
+
+
+class CapacityRule(BaseModel):
+    """Series that can run out: forecast when they cross ``threshold``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    match: str = Field(description="Regex on the metric name, e.g. '^host_disk_percent$'.")
+    threshold: float = Field(description="The value at which the resource is exhausted.")
+
+    @field_validator("match")
+    @classmethod
+    def _valid(cls, v: str) -> str:
+        try:
+            re.compile(v)
+        except re.error as exc:
+            raise ValueError(f"not a valid regex: {exc}") from None
+        return v
+
+
+class MetricSettings(BaseModel):
+    """Metric ingest, detection and forecasting."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    scrape: list[ScrapeTargetSettings] = Field(default_factory=list)
+    capacity: list[CapacityRule] = Field(
+        default_factory=lambda: [
+            CapacityRule(match="^host_disk_percent$", threshold=95.0),
+            CapacityRule(match="^host_memory_percent$", threshold=95.0),
+            CapacityRule(match="^host_swap_percent$", threshold=90.0),
+        ],
+        description="Capacity-like series and their exhaustion thresholds.",
+    )
+    forecast_horizon_s: float = Field(
+        7 * 86400.0, gt=0, description="Warn when exhaustion is forecast within this many seconds."
+    )
+    detect_exclude: str = Field(
+        r"(_bucket|_created|_total|_count|_sum)$|^scrape_",
+        description="Regex of metric names that get no anomaly detector.",
+    )
+    max_series: int = Field(
+        10_000, ge=1, description="Series with a live detector; least recently seen are dropped."
+    )
+    snapshot_interval_s: float = Field(60.0, gt=0, description="Seconds between state snapshots.")
+
+
 class RetentionSettings(BaseModel):
     """How long telemetry is kept; older day partitions are dropped on schedule."""
 
@@ -130,6 +196,7 @@ class Settings(BaseSettings):
     session_hours: float = Field(12.0, gt=0, description="Lifetime of a dashboard session.")
     collector: CollectorSettings = CollectorSettings()
     logs: LogSettings = LogSettings()
+    metrics: MetricSettings = MetricSettings()
     retention: RetentionSettings = RetentionSettings()
 
     @field_validator("home", mode="before")

@@ -18,6 +18,7 @@ from opsloop.store.telemetry.logs import LogTable
 
 if TYPE_CHECKING:
     from opsloop.services.log_ingest import LogIngest
+    from opsloop.services.metric_ingest import MetricIngest
 
 log = logging.getLogger("opsloop.platform")
 
@@ -33,6 +34,24 @@ class Platform:
     telemetry: TelemetryStore
     session_key: bytes
     _logs: LogIngest | None = field(default=None, repr=False)
+    _metrics: MetricIngest | None = field(default=None, repr=False)
+
+    @property
+    def metrics(self) -> MetricIngest:
+        """The metric pipeline (per-series detectors and forecasts), loaded on first use."""
+        if self._metrics is None:
+            from opsloop.services.metric_ingest import MetricIngest
+
+            cfg = self.settings.metrics
+            self._metrics = MetricIngest(
+                self.telemetry,
+                self.settings.home / "metric_state.json",
+                capacity=[(c.match, c.threshold) for c in cfg.capacity],
+                horizon_s=cfg.forecast_horizon_s,
+                detect_exclude=cfg.detect_exclude,
+                max_series=cfg.max_series,
+            )
+        return self._metrics
 
     @property
     def logs(self) -> LogIngest:
@@ -72,11 +91,12 @@ class Platform:
 
     def close(self) -> None:
         """Flush and close the stores."""
-        try:
-            if self._logs is not None:
-                self._logs.snapshot()
-        except Exception:
-            log.exception("could not snapshot the log state")
+        for name, part in (("log", self._logs), ("metric", self._metrics)):
+            try:
+                if part is not None:
+                    part.snapshot()
+            except Exception:
+                log.exception("could not snapshot the %s state", name)
         try:
             self.telemetry.close()
         finally:

@@ -45,6 +45,9 @@ def create_app(platform: Platform, background: bool = True) -> FastAPI:
             app.state.log_sources = sources
             await start_log_sources(sources)
             tasks.append(asyncio.create_task(run_log_sources(platform, sources)))
+            from opsloop.services.metric_sources import run_metric_sources
+
+            tasks.append(asyncio.create_task(run_metric_sources(platform)))
         try:
             yield
         finally:
@@ -62,6 +65,9 @@ def create_app(platform: Platform, background: bool = True) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.platform = platform
+    from opsloop.observe.counter_rate import CounterRate
+
+    app.state.counter_rates = CounterRate()
     app.include_router(health.router)
     app.include_router(metrics.router)
     app.include_router(tokens.router)

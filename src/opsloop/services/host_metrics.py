@@ -21,7 +21,7 @@ async def run_host_collector(platform: Platform) -> None:
     while True:
         try:
             samples = await asyncio.to_thread(collector.sample)
-            await asyncio.to_thread(platform.telemetry.append_metrics, samples)
+            await asyncio.to_thread(platform.metrics.ingest, samples)
         except asyncio.CancelledError:
             raise
         except Exception:

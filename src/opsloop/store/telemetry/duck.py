@@ -28,6 +28,14 @@ CREATE TABLE IF NOT EXISTS metric_samples (
     labels VARCHAR NOT NULL,
     value DOUBLE NOT NULL
 );
+CREATE TABLE IF NOT EXISTS metric_scores (
+    day DATE NOT NULL,
+    ts TIMESTAMPTZ NOT NULL,
+    name VARCHAR NOT NULL,
+    labels VARCHAR NOT NULL,
+    score DOUBLE NOT NULL,
+    alarm BOOLEAN NOT NULL
+);
 CREATE TABLE IF NOT EXISTS log_lines (
     seq BIGINT NOT NULL,
     day DATE NOT NULL,
@@ -110,6 +118,87 @@ class TelemetryStore:
             self._con.executemany("INSERT INTO metric_samples VALUES (?, ?, ?, ?, ?)", rows)
         return len(rows)
 
+    def append_scores(self, rows: Iterable[tuple[float, str, dict[str, str], float, bool]]) -> int:
+        """Append detector scores ``(ts, name, labels, score, alarm)``."""
+        out = []
+        for ts, name, labels, score, alarm in rows:
+            t = datetime.fromtimestamp(ts, UTC)
+            out.append((t.date(), t, name, canonical_labels(labels), float(score), bool(alarm)))
+        if out:
+            with self._lock:
+                self._con.executemany("INSERT INTO metric_scores VALUES (?, ?, ?, ?, ?, ?)", out)
+        return len(out)
+
+    def query_scores(
+        self,
+        name: str,
+        since: float,
+        until: float | None = None,
+        step: float = 60.0,
+        labels: dict[str, str] | None = None,
+    ) -> list[Series]:
+        """Per-bucket maximum anomaly score of each series named ``name``."""
+        return self._query("metric_scores", "max(score)", name, since, until, step, labels)
+
+    def alarms(
+        self,
+        name: str,
+        since: float,
+        until: float | None = None,
+        labels: dict[str, str] | None = None,
+    ) -> list[tuple[dict[str, str], float, float]]:
+        """``(labels, ts, score)`` of every alarm raised on series ``name`` in the range."""
+        start = datetime.fromtimestamp(since, UTC)
+        end = datetime.fromtimestamp(until, UTC) if until is not None else datetime.now(UTC)
+        with self._lock:
+            rows = self._con.execute(
+                "SELECT labels, epoch_us(ts) / 1e6, score FROM metric_scores WHERE alarm AND "
+                "name = ? AND day BETWEEN ? AND ? AND ts >= ? AND ts <= ? ORDER BY ts",
+                [name, start.date(), end.date(), start, end],
+            ).fetchall()
+        out = []
+        for lab, ts, score in rows:
+            parsed = json.loads(lab)
+            if labels and any(parsed.get(k) != v for k, v in labels.items()):
+                continue
+            out.append((parsed, float(ts), float(score)))
+        return out
+
+    def series_overview(self, prefix: str = "", limit: int = 500) -> list[dict]:
+        """Every series (name + labels) with its last time, last value and last score."""
+        sql = (
+            "WITH v AS (SELECT name, labels, max(ts) AS t, arg_max(value, ts) AS value, "
+            "count(*) AS n FROM metric_samples WHERE starts_with(name, ?) GROUP BY name, labels), "
+            "s AS (SELECT name, labels, arg_max(score, ts) AS score, "
+            "count(*) FILTER (WHERE alarm) AS alarms FROM metric_scores "
+            "WHERE starts_with(name, ?) GROUP BY name, labels) "
+            "SELECT v.name, v.labels, epoch_us(v.t) / 1e6, v.value, v.n, s.score, "
+            "coalesce(s.alarms, 0) FROM v LEFT JOIN s USING (name, labels) "
+            "ORDER BY v.name, v.labels LIMIT ?"
+        )
+        with self._lock:
+            rows = self._con.execute(sql, [prefix, prefix, limit]).fetchall()
+        return [
+            {"name": n, "labels": json.loads(lab), "last_time": float(t), "last_value": float(v),
+             "samples": int(c), "last_score": None if sc is None else float(sc), "alarms": int(a)}
+            for n, lab, t, v, c, sc, a in rows
+        ]  # fmt: skip
+
+    def series_points(
+        self, name: str, labels: dict[str, str], since: float, until: float | None = None
+    ) -> list[tuple[float, float]]:
+        """Raw ``(ts, value)`` points of one exact series, oldest first."""
+        start = datetime.fromtimestamp(since, UTC)
+        end = datetime.fromtimestamp(until, UTC) if until is not None else datetime.now(UTC)
+        with self._lock:
+            rows = self._con.execute(
+                "SELECT epoch_us(ts) / 1e6, value FROM metric_samples "
+                "WHERE name = ? AND labels = ? AND day BETWEEN ? AND ? AND ts >= ? AND ts <= ? "
+                "ORDER BY ts",
+                [name, canonical_labels(labels), start.date(), end.date(), start, end],
+            ).fetchall()
+        return [(float(t), float(v)) for t, v in rows]
+
     def metric_names(self) -> list[str]:
         """Distinct metric names, sorted."""
         with self._lock:
@@ -129,12 +218,24 @@ class TelemetryStore:
         Each point is (bucket start, mean of the samples in the bucket). ``labels`` filters
         series to those carrying all the given label values.
         """
+        return self._query("metric_samples", "avg(value)", name, since, until, step, labels)
+
+    def _query(
+        self,
+        table: str,
+        agg: str,
+        name: str,
+        since: float,
+        until: float | None,
+        step: float,
+        labels: dict[str, str] | None,
+    ) -> list[Series]:
         start = datetime.fromtimestamp(since, UTC)
         end = datetime.fromtimestamp(until, UTC) if until is not None else datetime.now(UTC)
         step_us = max(int(step * 1_000_000), 1_000_000)
         sql = (
-            "SELECT labels, epoch_us(time_bucket(to_microseconds(?), ts)) / 1e6 AS b, avg(value) "
-            "FROM metric_samples WHERE name = ? AND day BETWEEN ? AND ? AND ts >= ? AND ts <= ? "
+            f"SELECT labels, epoch_us(time_bucket(to_microseconds(?), ts)) / 1e6 AS b, {agg} "
+            f"FROM {table} WHERE name = ? AND day BETWEEN ? AND ? AND ts >= ? AND ts <= ? "
             "GROUP BY labels, b ORDER BY labels, b"
         )
         params = [step_us, name, start.date(), end.date(), start, end]
@@ -153,8 +254,10 @@ class TelemetryStore:
 
     # -- retention ---------------------------------------------------------------------------
     def drop_older_than(self, days: int, now: datetime | None = None) -> int:
-        """Delete metric samples of whole days older than ``days``; returns rows removed."""
-        return self._drop_days("metric_samples", days, now)
+        """Delete metric samples and scores of whole days older than ``days``."""
+        return self._drop_days("metric_samples", days, now) + self._drop_days(
+            "metric_scores", days, now
+        )
 
     def drop_logs_older_than(self, days: int, now: datetime | None = None) -> int:
         """Delete log lines and anomalies of whole days older than ``days``."""

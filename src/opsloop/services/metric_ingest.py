@@ -1,0 +1,241 @@
+"""Metric ingest: validate → store → per-series anomaly detection and exhaustion forecasts.
+
+Every accepted sample is stored; every series not excluded gets a
+:class:`~opsloop.detect.metrics.DefaultMetricDetector` (LRU-capped at ``max_series``) whose score
+is stored next to the value and whose alarms become :class:`Anomaly` records. Series matching a
+capacity rule also feed a :class:`~opsloop.detect.metrics.forecast.TrendForecaster`; a forecast
+crossing of the threshold within the horizon raises an early-warning anomaly (once per day per
+series). State is snapshotted to ``<home>/metric_state.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import re
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from opsloop.detect.anomaly import Anomaly
+from opsloop.detect.metrics import DefaultMetricDetector
+from opsloop.detect.metrics.forecast import TrendForecaster
+from opsloop.home import write_private
+from opsloop.observe.sample_check import Rejection, check_samples
+from opsloop.store.telemetry import MetricSample, TelemetryStore
+from opsloop.store.telemetry.logs import LogTable
+from opsloop.store.telemetry.metrics import canonical_labels
+
+log = logging.getLogger("opsloop.metrics")
+STATE_VERSION = 1
+WARN_AGAIN_AFTER_S = 86400.0
+MIN_FORECAST_POINTS = 30
+
+
+@dataclass
+class MetricIngestResult:
+    """What happened to one batch of samples."""
+
+    accepted: int = 0
+    rejected: list[Rejection] = field(default_factory=list)
+    anomalies: list[Anomaly] = field(default_factory=list)
+
+
+def series_id(name: str, labels: dict[str, str]) -> str:
+    """The identity of a series: its name and canonical labels.
+
+    >>> series_id("cpu", {"host": "a"})
+    'cpu{"host":"a"}'
+    """
+    return name + canonical_labels(labels)
+
+
+class MetricIngest:
+    """The metric pipeline shared by the collector, scrapes and the HTTP API."""
+
+    def __init__(
+        self,
+        store: TelemetryStore,
+        state_path: Path | None,
+        capacity: Sequence[tuple[str, float]] = (),
+        horizon_s: float = 7 * 86400.0,
+        detect_exclude: str | None = None,
+        max_series: int = 10_000,
+    ) -> None:
+        self.store = store
+        self.anomaly_table = LogTable(store)
+        self.state_path = state_path
+        self.capacity = [(re.compile(p), float(t)) for p, t in capacity]
+        self.horizon_s = horizon_s
+        self.exclude = re.compile(detect_exclude) if detect_exclude else None
+        self.max_series = max_series
+        self._lock = threading.Lock()
+        self.detectors: OrderedDict[str, DefaultMetricDetector] = OrderedDict()
+        self.forecasters: dict[str, TrendForecaster] = {}
+        self._warned: dict[str, float] = {}
+        self._dirty = False
+        self._load()
+
+    # -- state -------------------------------------------------------------------------------
+    def _load(self) -> None:
+        if self.state_path is None or not self.state_path.exists():
+            return
+        try:
+            state = json.loads(self.state_path.read_text())
+            if state.get("version") != STATE_VERSION:
+                raise ValueError(f"unknown version {state.get('version')!r}")
+            for key, d in state["detectors"].items():
+                self.detectors[key] = DefaultMetricDetector.from_dict(d)
+            for key, d in state["forecasters"].items():
+                self.forecasters[key] = TrendForecaster.from_dict(d)
+            self._warned = {k: float(v) for k, v in state.get("warned", {}).items()}
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            bad = self.state_path.with_suffix(".corrupt")
+            self.state_path.replace(bad)
+            log.warning(
+                "metric detector state unreadable; starting fresh",
+                extra={"fields": {"error": str(exc), "moved_to": str(bad)}},
+            )
+            self.detectors.clear()
+            self.forecasters.clear()
+
+    def snapshot(self) -> bool:
+        """Write the detectors' state if it changed."""
+        if self.state_path is None:
+            return False
+        with self._lock:
+            if not self._dirty:
+                return False
+            state = {
+                "version": STATE_VERSION,
+                "saved_at": time.time(),
+                "detectors": {k: d.to_dict() for k, d in self.detectors.items()},
+                "forecasters": {k: f.to_dict() for k, f in self.forecasters.items()},
+                "warned": self._warned,
+            }
+            self._dirty = False
+        write_private(self.state_path, json.dumps(state, separators=(",", ":")))
+        return True
+
+    # -- ingest ------------------------------------------------------------------------------
+    def _capacity_threshold(self, name: str) -> float | None:
+        for rx, threshold in self.capacity:
+            if rx.search(name):
+                return threshold
+        return None
+
+    def _detector(self, key: str) -> DefaultMetricDetector:
+        det = self.detectors.get(key)
+        if det is None:
+            det = self.detectors[key] = DefaultMetricDetector()
+            while len(self.detectors) > self.max_series:
+                old, _ = self.detectors.popitem(last=False)
+                self.forecasters.pop(old, None)
+        else:
+            self.detectors.move_to_end(key)
+        return det
+
+    def ingest(
+        self, samples: Sequence[MetricSample], now: float | None = None
+    ) -> MetricIngestResult:
+        """Validate and store ``samples``; score them and return anomalies found."""
+        accepted, rejected = check_samples(samples, now=now)
+        result = MetricIngestResult(accepted=len(accepted), rejected=rejected)
+        if not accepted:
+            return result
+        self.store.append_metrics(accepted)
+        scores: list[tuple[float, str, dict[str, str], float, bool]] = []
+        with self._lock:
+            for s in sorted(accepted, key=lambda x: x.ts):
+                if self.exclude is not None and self.exclude.search(s.name):
+                    continue
+                key = series_id(s.name, s.labels)
+                det = self._detector(key)
+                score = det.score_one(s.ts, s.value)
+                det.learn_one(s.ts, s.value)
+                alarm = bool(det.last_alarm)
+                scores.append((s.ts, s.name, s.labels, score, alarm))
+                if alarm:
+                    result.anomalies.append(_alarm(s, score, det))
+                threshold = self._capacity_threshold(s.name)
+                if threshold is not None:
+                    warning = self._forecast(key, s, threshold)
+                    if warning is not None:
+                        result.anomalies.append(warning)
+            self._dirty = True
+        self.store.append_scores(scores)
+        if result.anomalies:
+            self.anomaly_table.append_anomalies(result.anomalies)
+        return result
+
+    def _forecast(self, key: str, s: MetricSample, threshold: float) -> Anomaly | None:
+        f = self.forecasters.get(key)
+        if f is None:
+            f = self.forecasters[key] = TrendForecaster()
+        f.update(s.ts, s.value)
+        if f.n < MIN_FORECAST_POINTS or s.value >= threshold:
+            return None
+        eta = f.time_to_threshold(threshold, now=s.ts)
+        if not math.isfinite(eta.seconds) or eta.seconds > self.horizon_s:
+            return None
+        if s.ts - self._warned.get(key, -math.inf) < WARN_AGAIN_AFTER_S:
+            return None
+        self._warned[key] = s.ts
+        hours = eta.seconds / 3600
+        return Anomaly(
+            "metrics.forecast", "exhaustion_forecast", 1.0 - min(eta.seconds / self.horizon_s, 1.0),
+            s.ts, key,
+            [f"{s.name} is forecast to reach {threshold:g} in {hours:.1f} h "
+             f"(between {eta.low / 3600:.1f} h and {eta.high / 3600:.1f} h)",
+             f"now {s.value:g}"],
+            {"name": s.name, "labels": s.labels, "threshold": threshold, "eta_s": eta.seconds,
+             "eta_low_s": eta.low, "eta_high_s": eta.high, "value": s.value},
+        )  # fmt: skip
+
+    # -- reads -------------------------------------------------------------------------------
+    def forecaster(self, name: str, labels: dict[str, str]) -> TrendForecaster | None:
+        """The live forecaster of a series, if it has one."""
+        with self._lock:
+            return self.forecasters.get(series_id(name, labels))
+
+
+def _alarm(s: MetricSample, score: float, det: DefaultMetricDetector) -> Anomaly:
+    return Anomaly(
+        "metrics.detector", "metric_anomaly", float(score), s.ts, series_id(s.name, s.labels),
+        [f"{s.name} = {s.value:g} is unusual for this series (score {score:.3f})"],
+        {"name": s.name, "labels": s.labels, "value": s.value},
+    )  # fmt: skip
+
+
+def forecast_band(
+    f: TrendForecaster, now: float, horizon_s: float, points: int = 48
+) -> list[tuple[float, float, float, float]]:
+    """``(t, mean, low, high)`` points from ``now`` to ``now + horizon_s``."""
+    out = []
+    for i in range(1, points + 1):
+        t = now + horizon_s * i / points
+        mean, low, high = f.forecast(t)
+        out.append((t, mean, low, high))
+    return out
+
+
+def build_forecaster(points: Sequence[tuple[float, float]]) -> TrendForecaster:
+    """A forecaster trained on stored ``(ts, value)`` points (for series without a live one)."""
+    f = TrendForecaster()
+    for t, x in points:
+        f.update(t, x)
+    return f
+
+
+def summarize(result: MetricIngestResult) -> dict[str, Any]:
+    """A JSON-able summary for the API."""
+    return {
+        "accepted": result.accepted,
+        "rejected": [{"sample": r.sample_repr, "reason": r.reason} for r in result.rejected],
+        "anomalies": len(result.anomalies),
+    }
