@@ -66,3 +66,47 @@ def hdfs(
     )
     if "f1" in s:
         typer.echo(f"precision={s['precision']:.4f} recall={s['recall']:.4f} f1={s['f1']:.4f}")
+
+
+@app.command("nab")
+def nab(
+    data: Annotated[
+        Path, typer.Option("--data", help="A folder laid out like NAB (data/, labels/).")
+    ],
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Results folder to write (detects).")
+    ] = None,
+    score: Annotated[
+        Path | None, typer.Option("--score", help="Score this existing results folder instead.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="End with one JSON line.")] = False,
+) -> None:
+    """Run the default metric detector causally over a NAB corpus and score it (NAB v1.1)."""
+    import json
+
+    from opsloop.services.bench_nab import NabError, run_nab, score_results
+
+    if (out is None) == (score is None):
+        _fail("give exactly one of --out RESULTS_DIR (detect) or --score RESULTS_DIR")
+    try:
+        if score is not None:
+            scored = score_results(data, score)
+            for det, s in scored.items():
+                typer.echo(f"{det}: " + "  ".join(f"{k} {v:.2f}" for k, v in s.items()))
+            if as_json:
+                only = next(iter(scored.values())) if len(scored) == 1 else scored
+                typer.echo(json.dumps(only))
+            return
+        assert out is not None
+        s = run_nab(data, out)
+    except NabError as exc:
+        _fail(str(exc))
+    typer.echo(
+        f"files {s['files']}  points {s['points']:,}  {s['points_per_second']:,.0f} points/s  "
+        f"peak RSS {s['peak_rss_bytes'] / 2**20:.0f} MiB  -> {out}"
+    )
+    scores = s.get("scores")
+    if scores:
+        typer.echo("  ".join(f"{k} {v:.2f}" for k, v in scores.items()))
+    if as_json:
+        typer.echo(json.dumps({**(scores or {}), "points_per_second": s["points_per_second"]}))
