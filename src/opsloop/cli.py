@@ -27,9 +27,10 @@ app.add_typer(token_app, name="token")
 
 
 def _add_command_groups() -> None:
-    from opsloop.commands import bench, logs
+    from opsloop.commands import bench, logs, metrics
 
     app.add_typer(logs.app, name="logs")
+    app.add_typer(metrics.app, name="metrics")
     app.add_typer(bench.app, name="bench")
 
 

@@ -8,15 +8,15 @@ import stat
 import pytest
 
 import opsloop.api.sessions
-import opsloop.api.timeparse
 import opsloop.logsetup
 import opsloop.roles
 import opsloop.store.telemetry.metrics
+import opsloop.timeparse
 
 
 @pytest.mark.parametrize(
     "module",
-    [opsloop.api.sessions, opsloop.api.timeparse, opsloop.logsetup, opsloop.roles,
+    [opsloop.api.sessions, opsloop.timeparse, opsloop.logsetup, opsloop.roles,
      opsloop.store.telemetry.metrics],
 )  # fmt: skip
 def test_doctests(module):

@@ -9,8 +9,8 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from opsloop.api.auth import authenticate
-from opsloop.api.timeparse import parse_time
 from opsloop.store.telemetry.logs import LogTable
+from opsloop.timeparse import parse_time
 from opsloop.web.pages import page
 
 router = APIRouter(include_in_schema=False)

@@ -11,10 +11,10 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from pydantic import BaseModel
 
 from opsloop.api.auth import require
-from opsloop.api.timeparse import parse_duration, parse_time
 from opsloop.observe.record import MAX_LINE_BYTES, RawLine, decode_line
 from opsloop.roles import Role
 from opsloop.store.telemetry.logs import LogTable
+from opsloop.timeparse import parse_duration, parse_time
 
 router = APIRouter(prefix="/api/v1", tags=["logs"])
 MAX_LINES_PER_REQUEST = 100_000

@@ -11,10 +11,10 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from pydantic import BaseModel
 
 from opsloop.api.auth import require
-from opsloop.api.timeparse import parse_duration, parse_time
 from opsloop.roles import Role
 from opsloop.services.metric_ingest import summarize
 from opsloop.store.telemetry import MetricSample
+from opsloop.timeparse import parse_duration, parse_time
 
 router = APIRouter(prefix="/api/v1/metrics", tags=["metrics"])
 MAX_POINTS = 11_000
