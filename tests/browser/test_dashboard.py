@@ -105,3 +105,53 @@ def test_logs_page_explore_search_and_drill_down(server, page, tmp_path):
     assert page.locator(".lines .line").count() == 40
     page.screenshot(path=str(tmp_path / "logs.png"), full_page=True)
     assert page.errors == []
+
+
+def test_metrics_page_series_scores_alarms_and_forecast(server, page, tmp_path):
+    import time
+
+    import httpx
+
+    h = {"Authorization": f"Bearer {server.admin_token}"}
+    now = time.time()
+    t0 = now - 5 * 3600
+    samples = [
+        {"name": "orders_per_s", "value": 50 + (i % 5), "timestamp": t0 + i * 10,
+         "labels": {"shop": "eu"}}
+        for i in range(1700)
+    ]  # fmt: skip
+    samples.append({"name": "orders_per_s", "value": 900, "timestamp": t0 + 17_005,
+                    "labels": {"shop": "eu"}})  # fmt: skip
+    # a disk filling up: the forecast should cross 95 % within the chart's horizon
+    samples += [
+        {"name": "host_disk_percent", "value": 80 + i * 0.01, "timestamp": now - 3 * 3600 + i * 10,
+         "labels": {"mount": "/data"}}
+        for i in range(1080)
+    ]  # fmt: skip
+    r = httpx.post(server.url + "/api/v1/metrics", json=samples, headers=h, timeout=60)
+    assert r.json()["anomalies"] >= 1
+
+    login(page, server)
+    page.click("[data-nav=metrics]")
+    page.wait_for_url(server.url + "/series")
+    page.wait_for_selector("#series-table table")
+    row = page.locator("tr[data-series=orders_per_s]")
+    assert "shop=eu" in row.inner_text()
+    row.locator("a").click()
+    page.wait_for_selector("#series-chart canvas", timeout=10_000)
+    chart = page.locator("#series-chart")
+    assert int(chart.get_attribute("data-points")) > 100
+    assert int(chart.get_attribute("data-alarms")) >= 1
+    page.screenshot(path=str(tmp_path / "series.png"), full_page=True)
+
+    page.goto(server.url + "/series/view?name=host_disk_percent&label=mount%3D%2Fdata")
+    page.wait_for_selector("#series-chart canvas", timeout=10_000)
+    assert int(page.locator("#series-chart").get_attribute("data-forecast")) > 0
+    expect(page.locator("#series-eta")).to_contain_text("Forecast to reach 95")
+
+    page.click("[data-nav=overview]")
+    page.wait_for_selector("#findings .findings")
+    expect(page.locator("#findings")).to_contain_text("orders_per_s")
+    expect(page.locator("#findings")).to_contain_text("host_disk_percent is forecast to reach 95")
+    page.screenshot(path=str(tmp_path / "overview2.png"), full_page=True)
+    assert page.errors == []

@@ -19,6 +19,7 @@ class NavItem:
 
 NAV: list[NavItem] = [
     NavItem("overview", "Overview", "/"),
+    NavItem("metrics", "Metrics", "/series"),
     NavItem("logs", "Logs", "/logs"),
     NavItem("api", "API", "/api/docs"),
 ]

@@ -46,16 +46,16 @@ def _secure_headers(response: Response) -> Response:
     return response
 
 
-def page(request: Request, name: str, active: str, **context: object) -> Response:
+def page(request: Request, template: str, active: str, **context: object) -> Response:
     """Render a dashboard template with the navigation and security headers."""
-    return _page(request, name, active, **context)
+    return _page(request, template, active, **context)
 
 
-def _page(request: Request, name: str, active: str, **context: object) -> Response:
+def _page(request: Request, template: str, active: str, **context: object) -> Response:
     principal = context.get("principal")
     nav = [i for i in NAV if principal is None or principal.role.allows(i.role)]  # type: ignore[attr-defined]
     ctx = {"nav": nav, "active": active, "version": __version__, **context}
-    return _secure_headers(templates.TemplateResponse(request, name, ctx))
+    return _secure_headers(templates.TemplateResponse(request, template, ctx))
 
 
 @router.get("/login", response_class=HTMLResponse)
@@ -127,5 +127,7 @@ def mount_dashboard(app: FastAPI) -> None:
     app.mount("/static", StaticFiles(directory=str(_WEB / "static")), name="static")
     app.include_router(router)
     from opsloop.web.logs_pages import router as logs_router
+    from opsloop.web.metrics_pages import router as metrics_router
 
     app.include_router(logs_router)
+    app.include_router(metrics_router)
