@@ -12,7 +12,6 @@ template ids come out the same as before the crash.
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
@@ -28,9 +27,9 @@ from opsloop.detect.logs.frequency import FrequencyDetector
 from opsloop.detect.logs.novelty import NoveltyScorer
 from opsloop.detect.logs.sessions import Session, SessionGrouper
 from opsloop.detect.templates import TemplateMiner
-from opsloop.home import write_private
 from opsloop.observe.logformat import LogParser, detect_format
 from opsloop.observe.record import RawLine
+from opsloop.services.state_file import load_state, save_state, set_aside
 from opsloop.store.telemetry.logs import LogRecord, LogTable
 
 log = logging.getLogger("opsloop.logs")
@@ -104,30 +103,22 @@ class LogIngest:
 
     # -- state -------------------------------------------------------------------------------
     def _load(self) -> None:
-        if self.state_path is None or not self.state_path.exists():
+        state = load_state(self.state_path, STATE_VERSION)
+        if state is None:
             return
         try:
-            state = json.loads(self.state_path.read_text())
-            if state.get("version") != STATE_VERSION:
-                raise ValueError(f"unknown version {state.get('version')!r}")
-            self.miner = TemplateMiner.from_dict(state["miner"])
-            self.novelty = NoveltyScorer.from_dict(state["novelty"])
-            self.frequency = FrequencyDetector.from_dict(state["frequency"])
+            miner = TemplateMiner.from_dict(state["miner"])
+            novelty = NoveltyScorer.from_dict(state["novelty"])
+            frequency = FrequencyDetector.from_dict(state["frequency"])
             if state.get("session_key") == self.session_key and "sessions" in state:
                 self.sessions = SessionGrouper.from_dict(state["sessions"])
                 self.session_model = CountRuleModel.from_dict(state["session_model"])
             self._snap_seq = int(state["seq"])
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            bad = self.state_path.with_suffix(".corrupt")
-            self.state_path.replace(bad)
-            log.warning(
-                "log state unreadable; relearning from stored lines",
-                extra={"fields": {"error": str(exc), "moved_to": str(bad)}},
-            )
-            self.miner, self.novelty, self.frequency = (
-                TemplateMiner(), NoveltyScorer(), FrequencyDetector()
-            )  # fmt: skip
-            self._snap_seq = 0
+        except (ValueError, KeyError, TypeError) as exc:
+            assert self.state_path is not None
+            set_aside(self.state_path, exc)
+            return
+        self.miner, self.novelty, self.frequency = miner, novelty, frequency
 
     def _replay(self) -> int:
         n = 0
@@ -156,7 +147,7 @@ class LogIngest:
                 "session_model": self.session_model.to_dict(),
             }
             self._dirty = False
-        write_private(self.state_path, json.dumps(state, separators=(",", ":")))
+        save_state(self.state_path, state)
         return True
 
     # -- ingest ------------------------------------------------------------------------------

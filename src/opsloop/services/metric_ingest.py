@@ -10,7 +10,6 @@ series). State is snapshotted to ``<home>/metric_state.json``.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import re
@@ -25,8 +24,8 @@ from typing import Any
 from opsloop.detect.anomaly import Anomaly
 from opsloop.detect.metrics import DefaultMetricDetector
 from opsloop.detect.metrics.forecast import TrendForecaster
-from opsloop.home import write_private
 from opsloop.observe.sample_check import Rejection, check_samples
+from opsloop.services.state_file import load_state, save_state, set_aside
 from opsloop.store.telemetry import MetricSample, TelemetryStore
 from opsloop.store.telemetry.logs import LogTable
 from opsloop.store.telemetry.metrics import canonical_labels
@@ -83,26 +82,21 @@ class MetricIngest:
 
     # -- state -------------------------------------------------------------------------------
     def _load(self) -> None:
-        if self.state_path is None or not self.state_path.exists():
+        state = load_state(self.state_path, STATE_VERSION)
+        if state is None:
             return
         try:
-            state = json.loads(self.state_path.read_text())
-            if state.get("version") != STATE_VERSION:
-                raise ValueError(f"unknown version {state.get('version')!r}")
-            for key, d in state["detectors"].items():
-                self.detectors[key] = DefaultMetricDetector.from_dict(d)
-            for key, d in state["forecasters"].items():
-                self.forecasters[key] = TrendForecaster.from_dict(d)
-            self._warned = {k: float(v) for k, v in state.get("warned", {}).items()}
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            bad = self.state_path.with_suffix(".corrupt")
-            self.state_path.replace(bad)
-            log.warning(
-                "metric detector state unreadable; starting fresh",
-                extra={"fields": {"error": str(exc), "moved_to": str(bad)}},
-            )
-            self.detectors.clear()
-            self.forecasters.clear()
+            detectors = {
+                k: DefaultMetricDetector.from_dict(d) for k, d in state["detectors"].items()
+            }
+            forecasters = {k: TrendForecaster.from_dict(d) for k, d in state["forecasters"].items()}
+            warned = {k: float(v) for k, v in state.get("warned", {}).items()}
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            assert self.state_path is not None
+            set_aside(self.state_path, exc)
+            return
+        self.detectors.update(detectors)
+        self.forecasters, self._warned = forecasters, warned
 
     def snapshot(self) -> bool:
         """Write the detectors' state if it changed."""
@@ -119,7 +113,7 @@ class MetricIngest:
                 "warned": self._warned,
             }
             self._dirty = False
-        write_private(self.state_path, json.dumps(state, separators=(",", ":")))
+        save_state(self.state_path, state)
         return True
 
     # -- ingest ------------------------------------------------------------------------------
