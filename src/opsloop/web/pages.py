@@ -46,12 +46,12 @@ def _secure_headers(response: Response) -> Response:
     return response
 
 
-def page(request: Request, template: str, active: str, **context: object) -> Response:
+def page(request: Request, template: str, active: str, /, **context: object) -> Response:
     """Render a dashboard template with the navigation and security headers."""
     return _page(request, template, active, **context)
 
 
-def _page(request: Request, template: str, active: str, **context: object) -> Response:
+def _page(request: Request, template: str, active: str, /, **context: object) -> Response:
     principal = context.get("principal")
     nav = [i for i in NAV if principal is None or principal.role.allows(i.role)]  # type: ignore[attr-defined]
     ctx = {"nav": nav, "active": active, "version": __version__, **context}
