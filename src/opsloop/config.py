@@ -167,6 +167,9 @@ class RetentionSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     metrics_days: int = Field(30, ge=1, description="Days of metric samples kept.")
+    metrics_raw_days: int = Field(
+        7, ge=1, description="Days kept at full resolution; older days become 5-minute averages."
+    )
     logs_days: int = Field(14, ge=1, description="Days of log lines kept.")
     check_interval_s: float = Field(3600.0, gt=0, description="Seconds between retention sweeps.")
 

@@ -53,3 +53,19 @@ def test_data_survives_reopen(tmp_path):
     again = TelemetryStore(path)
     assert again.count_metrics() == 1
     again.close()
+
+
+def test_old_days_are_downsampled_once(tmp_path):
+    store = TelemetryStore(tmp_path / "t.duckdb")
+    now = datetime(2026, 11, 28, 12, tzinfo=UTC)
+    old_day = datetime(2026, 11, 10, tzinfo=UTC).timestamp()
+    raw = [MetricSample("cpu", float(i % 10), old_day + i * 10, {"h": "a"}) for i in range(8640)]
+    recent = [MetricSample("cpu", 5.0, now.timestamp() - 60 * i, {"h": "a"}) for i in range(10)]
+    store.append_metrics(raw + recent)
+    assert store.downsample_older_than(7, now=now) == 1
+    assert store.count_metrics() == 288 + 10  # one day of 5-minute buckets + the recent rows
+    series = store.query_metrics("cpu", old_day, old_day + 599, step=300)
+    assert [p[1] for p in series[0].points] == [4.5, 4.5]
+    assert store.downsample_older_than(7, now=now) == 0  # idempotent
+    assert store.count_metrics() == 298
+    store.close()

@@ -18,6 +18,11 @@ async def run_retention(platform: Platform) -> None:
             removed = await asyncio.to_thread(
                 platform.telemetry.drop_older_than, settings.metrics_days
             )
+            rolled = await asyncio.to_thread(
+                platform.telemetry.downsample_older_than, settings.metrics_raw_days
+            )
+            if rolled:
+                log.info("downsampled metric days", extra={"fields": {"days": rolled}})
             removed += await asyncio.to_thread(
                 platform.telemetry.drop_logs_older_than, settings.logs_days
             )

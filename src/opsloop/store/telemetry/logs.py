@@ -74,26 +74,32 @@ class LogTable:
         return int(row[0])
 
     def append(self, records: Sequence[LogRecord]) -> None:
-        """Store ``records`` in one transaction; on return they are durable (WAL committed)."""
-        rows = [
-            (
-                r.seq, _dt(r.ts).date(), _dt(r.ts), _dt(r.received_at), r.source, r.host, r.level,
-                r.template_id, json.dumps(r.params), r.message, json.dumps(r.fields, default=str),
-            )
-            for r in records
-        ]  # fmt: skip
-        if not rows:
+        """Store ``records`` in one statement; on return they are durable (WAL committed)."""
+        if not records:
             return
-        with self.store.locked() as con:
-            con.execute("BEGIN TRANSACTION")
-            try:
-                con.executemany(
-                    "INSERT INTO log_lines VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows
-                )
-                con.execute("COMMIT")
-            except BaseException:
-                con.execute("ROLLBACK")
-                raise
+        import numpy as np
+
+        def col(values: list[Any], dtype: Any = object) -> Any:
+            return np.array(values, dtype=dtype)
+
+        self.store.bulk_insert(
+            "log_lines",
+            "SELECT seq, make_timestamptz(ts_us)::DATE, make_timestamptz(ts_us), "
+            "make_timestamptz(rec_us), source, host, level, template_id, params, message, fields "
+            "FROM {src}",
+            {
+                "seq": col([r.seq for r in records], np.int64),
+                "ts_us": col([round(r.ts * 1e6) for r in records], np.int64),
+                "rec_us": col([round(r.received_at * 1e6) for r in records], np.int64),
+                "source": col([r.source for r in records]),
+                "host": col([r.host for r in records]),
+                "level": col([r.level for r in records]),
+                "template_id": col([r.template_id for r in records], np.int64),
+                "params": col([json.dumps(r.params) for r in records]),
+                "message": col([r.message for r in records]),
+                "fields": col([json.dumps(r.fields, default=str) for r in records]),
+            },
+        )
 
     def since_seq(self, seq: int, batch: int = 10_000) -> Iterator[LogRecord]:
         """Lines with ``seq`` greater than ``seq``, in order (for replay after a restart)."""
