@@ -105,7 +105,7 @@ class TelemetryStore:
         view = f"_bulk_{threading.get_ident()}"
         self._con.register(view, columns)
         try:
-            self._con.execute(f"INSERT INTO {table} {select.format(src=view)}")
+            self._con.execute(f"INSERT INTO {table} {select.format(src=view)}").fetchall()
         finally:
             self._con.unregister(view)
 
@@ -341,12 +341,14 @@ class TelemetryStore:
         now = now or datetime.now(UTC)
         cutoff = (now - timedelta(days=days)).date()
         with self._lock:
-            removed = self._con.execute(f"DELETE FROM {table} WHERE day < ?", [cutoff]).fetchone()
+            removed = self._con.execute(f"DELETE FROM {table} WHERE day < ?", [cutoff]).fetchall()[
+                0
+            ]
             self._con.execute("CHECKPOINT")
         return int(removed[0]) if removed else 0
 
     def count_metrics(self) -> int:
         """Number of stored metric samples."""
         with self._lock:
-            row = self._con.execute("SELECT count(*) FROM metric_samples").fetchone()
+            row = self._con.execute("SELECT count(*) FROM metric_samples").fetchall()[0]
         return int(row[0]) if row else 0

@@ -70,7 +70,7 @@ class LogTable:
     def max_seq(self) -> int:
         """The highest stored ``seq`` (0 when empty)."""
         with self.store.locked() as con:
-            row = con.execute("SELECT coalesce(max(seq), 0) FROM log_lines").fetchone()
+            row = con.execute("SELECT coalesce(max(seq), 0) FROM log_lines").fetchall()[0]
         return int(row[0])
 
     def append(self, records: Sequence[LogRecord]) -> None:
@@ -181,7 +181,7 @@ class LogTable:
     def count(self) -> int:
         """Number of stored lines."""
         with self.store.locked() as con:
-            return int(con.execute("SELECT count(*) FROM log_lines").fetchone()[0])
+            return int(con.execute("SELECT count(*) FROM log_lines").fetchall()[0][0])
 
     @staticmethod
     def _where(
