@@ -14,7 +14,14 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 CONFIG_FILE_ENV = "OPSLOOP_CONFIG"
@@ -161,6 +168,65 @@ class MetricSettings(BaseModel):
     snapshot_interval_s: float = Field(60.0, gt=0, description="Seconds between state snapshots.")
 
 
+class IncidentSettings(BaseModel):
+    """How alerts and anomalies become incidents, and when they are notified about."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    group_by: list[str] = Field(
+        default_factory=lambda: ["service", "host"],
+        description="Alerts sharing these label values join one incident.",
+    )
+    group_window_s: float = Field(600.0, gt=0, description="How long a group stays joinable.")
+    cooccur_window_s: float = Field(
+        300.0, gt=0, description="Signals on the same host this close in time are joined."
+    )
+    stale_after_s: float = Field(
+        300.0, gt=0, description="An opsloop anomaly alert ends this long after its last signal."
+    )
+    auto_resolve_quiet_s: float = Field(
+        300.0, gt=0, description="Resolve an incident this long after all its alerts ended."
+    )
+    min_anomaly_severity: Literal["info", "warning", "error", "critical"] = Field(
+        "warning", description="Anomalies below this severity do not become alerts."
+    )
+    group_wait_s: float = Field(30.0, ge=0, description="Wait before the first notification.")
+    group_interval_s: float = Field(300.0, gt=0, description="Wait between updates of a group.")
+    repeat_interval_s: float = Field(14400.0, gt=0, description="Re-notify an unchanged incident.")
+    resolved_retention_days: int = Field(90, ge=1, description="Days resolved incidents are kept.")
+    external_url: str = Field(
+        "", description="Base URL of the dashboard used in notification links."
+    )
+    inhibit: list[dict[str, Any]] | None = Field(
+        None, description="Inhibition rules (Alertmanager style); default: critical mutes lower."
+    )
+
+
+class NotifySettings(BaseModel):
+    """Receivers and the routing tree of notifications."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    receivers: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="name -> {type = webhook|slack|email, ...}."
+    )
+    route: dict[str, Any] | None = Field(
+        None, description="Routing tree (Alertmanager style); default: every receiver."
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> NotifySettings:
+        from opsloop.act.notify import load_route, receivers_from_config
+
+        try:
+            receivers = receivers_from_config(self.receivers, path="notify.receivers")
+            if self.route is not None:
+                load_route(self.route, set(receivers), path="notify.route")
+        except ValueError as exc:
+            raise ValueError(str(exc)) from None
+        return self
+
+
 class RetentionSettings(BaseModel):
     """How long telemetry is kept; older day partitions are dropped on schedule."""
 
@@ -200,6 +266,8 @@ class Settings(BaseSettings):
     collector: CollectorSettings = CollectorSettings()
     logs: LogSettings = LogSettings()
     metrics: MetricSettings = MetricSettings()
+    incidents: IncidentSettings = IncidentSettings()
+    notify: NotifySettings = NotifySettings()
     retention: RetentionSettings = RetentionSettings()
 
     @field_validator("home", mode="before")

@@ -17,6 +17,7 @@ from opsloop.store.telemetry import TelemetryStore
 from opsloop.store.telemetry.logs import LogTable
 
 if TYPE_CHECKING:
+    from opsloop.services.incidents import IncidentService
     from opsloop.services.log_ingest import LogIngest
     from opsloop.services.metric_ingest import MetricIngest
 
@@ -35,6 +36,24 @@ class Platform:
     session_key: bytes
     _logs: LogIngest | None = field(default=None, repr=False)
     _metrics: MetricIngest | None = field(default=None, repr=False)
+    _incidents: IncidentService | None = field(default=None, repr=False)
+
+    @property
+    def incidents(self) -> IncidentService:
+        """The incident engine (correlation, lifecycle, silences, notifications)."""
+        if self._incidents is None:
+            from opsloop.services.incidents import IncidentService
+
+            self._incidents = IncidentService(
+                self.state, self.settings.incidents, self.settings.notify
+            )
+        return self._incidents
+
+    def _to_incidents(self, anomalies: list) -> None:
+        try:
+            self.incidents.intake_anomalies(anomalies)
+        except Exception:
+            log.exception("anomalies could not be turned into alerts")
 
     @property
     def metrics(self) -> MetricIngest:
@@ -51,6 +70,7 @@ class Platform:
                 detect_exclude=cfg.detect_exclude,
                 max_series=cfg.max_series,
             )
+            self._metrics.on_anomalies = self._to_incidents
         return self._metrics
 
     @property
@@ -68,6 +88,7 @@ class Platform:
                 session_idle_s=cfg.session_idle_s,
                 session_min_train=cfg.session_min_train,
             )
+            self._logs.on_anomalies = self._to_incidents
         return self._logs
 
     @classmethod

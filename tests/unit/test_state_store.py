@@ -11,9 +11,16 @@ def test_migrations_create_the_schema_and_are_idempotent(state_url):
     db.close()
     db = open_state(state_url)  # second upgrade is a no-op
     tables = set(sa.inspect(db.engine).get_table_names())
-    assert {"api_tokens", "audit_events", "alembic_version"} <= tables
+    assert {
+        "api_tokens",
+        "audit_events",
+        "alembic_version",
+        "incidents",
+        "silences",
+        "feedback",
+    } <= tables
     with db.engine.connect() as conn:
-        assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar() == "0001"
+        assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar() == "0002"
     db.close()
 
 

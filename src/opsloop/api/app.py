@@ -13,7 +13,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 
 from opsloop import __version__
 from opsloop.api.limits import BodySizeLimit
-from opsloop.api.routes import health, logs, metrics, tokens
+from opsloop.api.routes import alerts, health, incidents, logs, metrics, tokens
 from opsloop.platform import Platform
 
 log = logging.getLogger("opsloop.api")
@@ -48,6 +48,9 @@ def create_app(platform: Platform, background: bool = True) -> FastAPI:
             from opsloop.services.metric_sources import run_metric_sources
 
             tasks.append(asyncio.create_task(run_metric_sources(platform)))
+            from opsloop.services.incident_loop import run_incident_loop
+
+            tasks.append(asyncio.create_task(run_incident_loop(platform)))
         try:
             yield
         finally:
@@ -72,6 +75,8 @@ def create_app(platform: Platform, background: bool = True) -> FastAPI:
     app.include_router(metrics.router)
     app.include_router(tokens.router)
     app.include_router(logs.router)
+    app.include_router(alerts.router)
+    app.include_router(incidents.router)
 
     from opsloop.web.pages import mount_dashboard
 

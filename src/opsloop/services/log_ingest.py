@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -93,6 +93,8 @@ class LogIngest:
         self.session_min_train = session_min_train
         self.sessions = SessionGrouper(session_key, idle_timeout=session_idle_s)
         self.session_model = CountRuleModel()
+        self.on_anomalies: Callable[[list[Anomaly]], None] | None = None
+        self._where: dict[str, tuple[str | None, str]] = {}  # template -> last (host, source)
         self._snap_seq = 0
         self._load()
         self._seq = max(self.table.max_seq(), self._snap_seq)
@@ -187,6 +189,7 @@ class LogIngest:
                     )
                 )  # fmt: skip
                 key = str(match.template_id)
+                self._where[key] = (line.host, line.source)
                 found = self.novelty.learn_one(key, ts)
                 if found is not None:
                     anomalies.append(_with_template(found, match.template))
@@ -197,13 +200,25 @@ class LogIngest:
             result.new_templates = sorted(i for i in self.miner.templates if i > known_max)
             self.table.append(records)
             if anomalies:
+                anomalies = [self._located(a) for a in anomalies]
                 self.table.append_anomalies(anomalies)
             self._dirty = self._dirty or bool(records)
+        if anomalies and self.on_anomalies is not None:
+            self.on_anomalies(anomalies)
         result.accepted = len(records)
         result.anomalies = len(anomalies)
         if records:
             result.first_seq, result.last_seq = records[0].seq, records[-1].seq
         return result
+
+    def _located(self, a: Anomaly) -> Anomaly:
+        """Add the host and source of the template's latest line to a template anomaly."""
+        where = self._where.get(a.key)
+        if where is None or "host" in a.details:
+            return a
+        host, source = where
+        extra = {"source": source, **({"host": host} if host else {})}
+        return Anomaly(a.source, a.kind, a.score, a.time, a.key, a.evidence, {**a.details, **extra})
 
     def _parser_for(self, line: RawLine, batch: Sequence[RawLine]) -> LogParser:
         """The parser of a line's source; for ``auto``, sniffed once from that source's lines."""
@@ -236,9 +251,12 @@ class LogIngest:
             found = self.frequency.advance(now)
             if self.session_key:
                 found += self._judge_sessions(self.sessions.expire(now))
+            found = [self._located(a) for a in found]
             if found:
                 self.table.append_anomalies(found)
                 self._dirty = True
+        if found and self.on_anomalies is not None:
+            self.on_anomalies(found)
         return found
 
     # -- reads -------------------------------------------------------------------------------

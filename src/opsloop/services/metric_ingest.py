@@ -16,7 +16,7 @@ import re
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -78,6 +78,7 @@ class MetricIngest:
         self.forecasters: dict[str, TrendForecaster] = {}
         self._warned: dict[str, float] = {}
         self._dirty = False
+        self.on_anomalies: Callable[[list[Anomaly]], None] | None = None
         self._load()
 
     # -- state -------------------------------------------------------------------------------
@@ -165,6 +166,8 @@ class MetricIngest:
         self.store.append_scores(scores)
         if result.anomalies:
             self.anomaly_table.append_anomalies(result.anomalies)
+            if self.on_anomalies is not None:
+                self.on_anomalies(result.anomalies)
         return result
 
     def _forecast(self, key: str, s: MetricSample, threshold: float) -> Anomaly | None:

@@ -57,7 +57,7 @@ __all__ = [
 ]
 
 SCHEMA_VERSION = "1"
-SEVERITIES = ("info", "warning", "critical")
+SEVERITIES = ("info", "warning", "error", "critical")
 """Known severities, lowest first (routing compares by this order)."""
 STATUSES = ("firing", "acknowledged", "resolved")
 MAX_ALERTS = 10
