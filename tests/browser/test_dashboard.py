@@ -155,3 +155,53 @@ def test_metrics_page_series_scores_alarms_and_forecast(server, page, tmp_path):
     expect(page.locator("#findings")).to_contain_text("host_disk_percent is forecast to reach 95")
     page.screenshot(path=str(tmp_path / "overview2.png"), full_page=True)
     assert page.errors == []
+
+
+def test_incidents_page_detail_actions_and_silences(server, page, tmp_path):
+    import time
+
+    import httpx
+
+    h = {"Authorization": f"Bearer {server.admin_token}"}
+    now = time.time()
+    alerts = [
+        {"name": "HighLatency", "severity": "warning", "labels": {"service": "api", "host": "web1"},
+         "annotations": {"summary": "p99 over 2 s"}, "starts_at": now - 120},
+        {"name": "Errors", "severity": "critical", "labels": {"service": "api", "host": "web1"},
+         "starts_at": now - 60},
+    ]  # fmt: skip
+    r = httpx.post(server.url + "/api/v1/alerts", json=alerts, headers=h)
+    incident_id = r.json()["results"][0]["incident_id"]
+
+    login(page, server)
+    page.click("[data-nav=incidents]")
+    page.wait_for_selector(f"tr[data-incident='{incident_id}']")
+    row = page.locator(f"tr[data-incident='{incident_id}']")
+    assert "critical" in row.inner_text() and "2/2" in row.inner_text()
+    row.locator("a").click()
+    page.wait_for_selector("#incident-title")
+    assert "Errors" in page.locator("#incident-title").inner_text()
+    assert "service=api" in page.locator("#evidence").inner_text()
+    assert "group window" in page.locator("#evidence").inner_text()  # the join reason
+    page.click("#btn-ack")
+    expect(page.locator("#incident-status")).to_have_text("acknowledged")
+    page.fill("#note-text", "rolling back deploy 42")
+    page.click("text=Add note")
+    expect(page.locator("#timeline")).to_contain_text("rolling back deploy 42")
+    page.click("[data-feedback=true_problem]")
+    expect(page.locator("#timeline")).to_contain_text("marked true_problem")
+    page.screenshot(path=str(tmp_path / "incident.png"), full_page=True)
+
+    page.click("[data-nav=silences]")
+    page.fill("#matchers", 'service="api"')
+    page.click("#silence-form button")
+    expect(page.locator("#silences tbody tr")).to_have_count(1)
+    assert "active" in page.locator("#silences tbody tr").inner_text()
+    page.click("#silences button:has-text('expire')")
+    expect(page.locator("#silences tbody tr").first).to_contain_text("expired")
+    page.fill("#matchers", "service==oops")
+    page.click("#silence-form button")
+    expect(page.locator("[role=alert]")).to_be_visible()
+    assert page.errors == []
+    fb = httpx.get(server.url + "/api/v1/feedback", headers=h).json()["feedback"]
+    assert {x["label"] for x in fb} == {"true_problem"} and len(fb) == 2

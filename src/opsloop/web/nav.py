@@ -19,7 +19,9 @@ class NavItem:
 
 NAV: list[NavItem] = [
     NavItem("overview", "Overview", "/"),
+    NavItem("incidents", "Incidents", "/incidents"),
     NavItem("metrics", "Metrics", "/series"),
     NavItem("logs", "Logs", "/logs"),
+    NavItem("silences", "Silences", "/silences"),
     NavItem("api", "API", "/api/docs"),
 ]

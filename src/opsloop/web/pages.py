@@ -126,8 +126,10 @@ def mount_dashboard(app: FastAPI) -> None:
     """Add the dashboard's routes and static files to ``app``."""
     app.mount("/static", StaticFiles(directory=str(_WEB / "static")), name="static")
     app.include_router(router)
+    from opsloop.web.incidents_pages import router as incidents_router
     from opsloop.web.logs_pages import router as logs_router
     from opsloop.web.metrics_pages import router as metrics_router
 
     app.include_router(logs_router)
     app.include_router(metrics_router)
+    app.include_router(incidents_router)
