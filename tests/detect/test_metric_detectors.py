@@ -15,6 +15,7 @@ from opsloop.detect.metrics import (
     P2Quantile,
     RobustEWM,
     SeasonalModel,
+    ShapeNovelty,
     TailCalibrator,
     alarm,
     calibrate,
@@ -22,6 +23,7 @@ from opsloop.detect.metrics import (
     ewm,
     quantile,
     seasonal,
+    shape,
 )
 
 STEP = 300.0
@@ -38,7 +40,7 @@ def _run(det: DefaultMetricDetector, points) -> list[float]:
     return [det.update(t, x) for t, x in points]
 
 
-@pytest.mark.parametrize("module", [alarm, calibrate, default, ewm, quantile, seasonal])
+@pytest.mark.parametrize("module", [alarm, calibrate, default, ewm, quantile, seasonal, shape])
 def test_doctests(module):
     result = doctest.testmod(module)
     assert result.failed == 0 and result.attempted > 0
@@ -124,6 +126,7 @@ def test_components_round_trip():
     c = TailCalibrator()
     m = SeasonalModel(86400.0, bins=24)
     a = EdgeAlarm()
+    sh = ShapeNovelty(window=8, memory=100)
     for i in range(500):
         x = math.sin(i / 7.0) + (i % 13) / 13.0
         e.update(x)
@@ -131,7 +134,8 @@ def test_components_round_trip():
         c.update(abs(x))
         m.update(i * 3600.0, x)
         a.step(c.pvalue(abs(x)))
-    for obj in (e, q, c, m, a):
+        sh.update(x)
+    for obj in (e, q, c, m, a, sh):
         assert type(obj).from_dict(json.loads(json.dumps(obj.to_dict()))).to_dict() == obj.to_dict()
 
 
@@ -151,3 +155,65 @@ def test_robust_ewm_ignores_outlier():
     before = e.level
     e.update(1e9)
     assert abs(e.level - before) < 1.0
+
+
+def _shape_stream(n: int, seed: int) -> list[float]:
+    rng = random.Random(seed)
+    return [math.sin(2 * math.pi * i / 48.0) + rng.gauss(0, 0.05) for i in range(n)]
+
+
+def test_shape_novelty_flags_a_new_shape_not_a_repeated_one():
+    s = ShapeNovelty(window=16, memory=500)
+    xs = _shape_stream(1000, seed=11)
+    scores = []
+    for x in xs:
+        scores.append(s.score(x))
+        s.update(x)
+    usual = max(v for v in scores[600:] if math.isfinite(v))
+    # a flat stretch where the sine should go on: a shape never seen before
+    flat = [s.score(0.0)]
+    for _ in range(24):
+        s.update(0.0)
+        flat.append(s.score(0.0))
+    assert max(flat) > 1.5 * usual
+    # state stays bounded: the memory never holds more than `memory` windows
+    assert len(s.to_dict()["bank"]) == 500
+
+
+def test_shape_novelty_round_trip_and_warmup():
+    s = ShapeNovelty(window=8, memory=64)
+    assert math.isnan(s.score(1.0))
+    for x in _shape_stream(300, seed=12):
+        s.update(x)
+    clone = ShapeNovelty.from_dict(json.loads(json.dumps(s.to_dict())))
+    for x in _shape_stream(50, seed=13):
+        assert clone.score(x) == s.score(x)
+        s.update(x)
+        clone.update(x)
+    with pytest.raises(ValueError):
+        ShapeNovelty(window=8, memory=10)
+
+
+def test_detector_catches_a_shape_change_without_a_level_change():
+    det = DefaultMetricDetector()
+    rng = random.Random(21)
+    fired_before = 0
+    for i in range(3000):  # a daily sine at 5-minute sampling
+        t = i * STEP
+        det.update(t, 50.0 + 10.0 * math.sin(2 * math.pi * t / 86400.0) + rng.gauss(0, 0.3))
+        fired_before += det.last_alarm and i >= 1500
+    scores = []
+    for i in range(3000, 3100):  # the series goes flat at its mean: no spike, no level shift
+        scores.append(det.update(i * STEP, 50.0 + rng.gauss(0, 0.3)))
+    assert max(scores) > 0.999
+    assert fired_before <= 2
+
+
+def test_alpha_spending_makes_late_alarms_rarer():
+    early = DefaultMetricDetector(spend=0.0)
+    spent = DefaultMetricDetector(spend=1000.0)
+    pts = list(_series(6000, seed=7))
+    _run(early, pts)
+    _run(spent, pts)
+    t, x = 6000 * STEP, 54.0
+    assert spent.calibrated_score(t, x) <= early.calibrated_score(t, x)

@@ -164,3 +164,29 @@ routes = [{{ receiver = "flaky", matchers = ['service="db"'], continue = true }}
         srv.stop()
         good.shutdown()
         flaky.shutdown()
+
+
+def test_accepted_alerts_survive_kill_9(tmp_path):
+    import signal
+
+    home = tmp_path / "home"
+    srv = start_server(home, tmp_path)
+    h = {"Authorization": f"Bearer {srv.admin_token}"}
+    for i in range(20):
+        r = httpx.post(srv.url + "/api/v1/alerts", headers=h,
+                       json={"name": f"A{i}", "labels": {"service": f"s{i % 4}"}})  # fmt: skip
+        assert r.status_code == 200
+    srv.proc.send_signal(signal.SIGKILL)
+    srv.proc.wait(10)
+    again = start_server(home, tmp_path)
+    try:
+        h = {"Authorization": f"Bearer {again.admin_token}"}
+        body = httpx.get(again.url + "/api/v1/incidents", headers=h).json()
+        assert body["total"] == 4
+        assert sum(len(i["alerts"]) for i in body["incidents"]) == 20
+        # correlation state was reloaded: a repeat joins its incident, no new one
+        r = httpx.post(again.url + "/api/v1/alerts", headers=h,
+                       json={"name": "A0", "labels": {"service": "s0"}})  # fmt: skip
+        assert r.json()["results"][0]["action"] == "dedup"
+    finally:
+        again.stop()

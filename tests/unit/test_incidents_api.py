@@ -135,3 +135,17 @@ def test_anomalies_become_alerts_and_join_by_host(client, make_token, platform):
     inc = client.get(f"/api/v1/incidents/{first[0]['incident_id']}", headers=h).json()
     assert inc["likely_cause"]["name"] == "logs.frequency.burst"  # the earliest signal
     assert inc["likely_cause"]["source"] == "opsloop:logs.frequency"
+
+
+def test_resolved_incidents_are_purged_after_retention(client, make_token, platform):
+    h = hdr(make_token)
+    r = client.post("/api/v1/alerts", json={"name": "Old", "labels": {"service": "x"}}, headers=h)
+    inc_id = r.json()["results"][0]["incident_id"]
+    client.post(f"/api/v1/incidents/{inc_id}/feedback", json={"label": "noise"}, headers=h)
+    svc = platform.incidents
+    assert svc.purge_resolved(1) == 0  # still open
+    client.post(f"/api/v1/incidents/{inc_id}/resolve", headers=h)
+    assert svc.purge_resolved(1) == 0  # resolved just now
+    assert svc.purge_resolved(1, now=time.time() + 2 * 86400) == 1
+    assert client.get(f"/api/v1/incidents/{inc_id}", headers=h).status_code == 404
+    assert len(client.get("/api/v1/feedback", headers=h).json()["feedback"]) == 1  # kept

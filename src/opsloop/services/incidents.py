@@ -387,6 +387,30 @@ class IncidentService:
             self._silences = [ended if s.id == silence_id else s for s in self._silences]
             return ended
 
+    def purge_resolved(self, days: int, now: float | None = None) -> int:
+        """Delete incidents resolved more than ``days`` ago, with their timeline and delivery
+        records; feedback is kept (it is training data). Returns incidents removed."""
+        from sqlalchemy import delete
+
+        cutoff = _dt((time.time() if now is None else now) - days * 86400)
+        with self._lock, self.db.session() as s:
+            ids = list(
+                s.scalars(
+                    select(IncidentRow.id).where(
+                        IncidentRow.status == IncidentStatus.RESOLVED.value,
+                        IncidentRow.resolved_at < cutoff,
+                    )
+                )
+            )
+            for chunk in range(0, len(ids), 500):
+                part = ids[chunk : chunk + 500]
+                s.execute(delete(IncidentEvent).where(IncidentEvent.incident_id.in_(part)))
+                s.execute(delete(DeliveryRow).where(DeliveryRow.incident_id.in_(part)))
+                s.execute(delete(IncidentRow).where(IncidentRow.id.in_(part)))
+            for i in ids:
+                self._live.pop(i, None)
+        return len(ids)
+
     # -- time --------------------------------------------------------------------------------
     def tick(self, now: float | None = None) -> int:
         """End stale alerts, auto-resolve quiet incidents, send due notifications.

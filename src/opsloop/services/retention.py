@@ -21,6 +21,12 @@ async def run_retention(platform: Platform) -> None:
             rolled = await asyncio.to_thread(
                 platform.telemetry.downsample_older_than, settings.metrics_raw_days
             )
+            purged = await asyncio.to_thread(
+                platform.incidents.purge_resolved,
+                platform.settings.incidents.resolved_retention_days,
+            )
+            if purged:
+                log.info("purged resolved incidents", extra={"fields": {"incidents": purged}})
             if rolled:
                 log.info("downsampled metric days", extra={"fields": {"days": rolled}})
             removed += await asyncio.to_thread(
