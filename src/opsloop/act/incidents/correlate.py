@@ -44,7 +44,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from opsloop.act.incidents.alert import Alert, signal_kind
 from opsloop.act.incidents.cooccur import CooccurrenceStats
@@ -143,6 +143,10 @@ class Correlator:
             window_s=self.config.cooccur_window_s, history=self.config.history
         )
         self.kind_of = kind_of
+        # id(view) -> (view, alerts by group key, alerts by co-occurrence label): see _index
+        self._indexes: dict[
+            int, tuple[IncidentView, dict[str, list[Any]], dict[str, list[Any]]]
+        ] = {}
 
     def correlate(
         self,
@@ -200,11 +204,35 @@ class Correlator:
             return None
         return min(found, key=lambda c: (c.rank, c.gap, -c.incident.last_signal))
 
+    def _index(self, inc: IncidentView) -> tuple[dict[str, list[Any]], dict[str, list[Any]]]:
+        """The incident's alerts by group key and by co-occurrence label value (cached).
+
+        Incident views are immutable, so the index of one view object never goes stale; it
+        makes a join check a dict lookup instead of a scan of every alert of every incident.
+        """
+        hit = self._indexes.get(id(inc))
+        if hit is not None and hit[0] is inc:
+            return hit[1], hit[2]
+        groups: dict[str, list[Any]] = {}
+        hosts: dict[str, list[Any]] = {}
+        for e in inc.alerts.values():
+            k = group_key(e.alert, self.config.group_by)
+            if k is not None:
+                groups.setdefault(k, []).append(e)
+            h = e.alert.labels.get(self.config.cooccur_label)
+            if h:
+                hosts.setdefault(h, []).append(e)
+        if len(self._indexes) > 20_000:
+            self._indexes.clear()
+        self._indexes[id(inc)] = (inc, groups, hosts)
+        return groups, hosts
+
     def _candidates(self, alert: Alert, inc: IncidentView) -> list[_Candidate]:
         cfg, t, out = self.config, alert.starts_at, []
         key = group_key(alert, cfg.group_by)
+        groups, hosts = self._index(inc)
         if key is not None:
-            same = [e for e in inc.alerts.values() if group_key(e.alert, cfg.group_by) == key]
+            same = groups.get(key, [])
             if same:
                 gap = _gap(t, inc.first_signal, inc.last_signal)
                 firing = [
@@ -220,9 +248,7 @@ class Correlator:
                     out.append(_Candidate(0, gap, inc, f"{_key_text(key)}; {why}"))
         host = alert.labels.get(cfg.cooccur_label, "")
         if host:
-            there = [
-                e for e in inc.alerts.values() if e.alert.labels.get(cfg.cooccur_label) == host
-            ]
+            there = hosts.get(host, [])
             if there:
                 gap = min(_gap(t, e.first_seen, e.last_seen) for e in there)
                 where = f"same {cfg.cooccur_label} {host}, {human_duration(gap)} apart"
