@@ -149,3 +149,25 @@ def test_resolved_incidents_are_purged_after_retention(client, make_token, platf
     assert svc.purge_resolved(1, now=time.time() + 2 * 86400) == 1
     assert client.get(f"/api/v1/incidents/{inc_id}", headers=h).status_code == 404
     assert len(client.get("/api/v1/feedback", headers=h).json()["feedback"]) == 1  # kept
+
+
+def test_split_and_every_change_is_audited(client, make_token, platform):
+    h = hdr(make_token)
+    alerts = [{"name": n, "labels": {"service": "api"}} for n in ("A", "B", "C")]
+    r = client.post("/api/v1/alerts", json=alerts, headers=h)
+    inc_id = r.json()["results"][0]["incident_id"]
+    fps = [x["fingerprint"] for x in r.json()["results"]]
+    new = client.post(f"/api/v1/incidents/{inc_id}/split", json={"fingerprints": fps[2:]},
+                      headers=h)  # fmt: skip
+    assert new.status_code == 201 and len(new.json()["alerts"]) == 1
+    assert len(client.get(f"/api/v1/incidents/{inc_id}", headers=h).json()["alerts"]) == 2
+    bad = client.post(f"/api/v1/incidents/{inc_id}/split", json={"fingerprints": fps[:2]},
+                      headers=h)  # fmt: skip
+    assert bad.status_code in (400, 409)  # one alert must stay
+    client.post(f"/api/v1/incidents/{inc_id}/ack", headers=h)
+    client.post("/api/v1/silences", json={"matchers": 'service="x"', "duration": "1h"}, headers=h)
+    actions = {e.action for e in platform.audit.list()}
+    assert {"incident.split", "incident.acknowledged", "silence.create"} <= actions
+    assert all(
+        e.actor.startswith("token:") for e in platform.audit.list() if "incident" in e.action
+    )

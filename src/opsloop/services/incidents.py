@@ -234,6 +234,7 @@ class IncidentService:
             event = IncidentEvent(incident_id=incident_id, at=_dt(time.time()), actor=actor,
                                   kind=kind, message=message, details={})  # fmt: skip
             self._store([updated], [event])
+            self._audit(actor, f"incident.{kind}", incident_id)
             return updated
 
     def acknowledge(self, incident_id: str, actor: str) -> IncidentView:
@@ -254,6 +255,7 @@ class IncidentService:
         with self.db.session() as s:
             s.add(IncidentEvent(incident_id=incident_id, at=_dt(time.time()), actor=actor,
                                 kind="note", message=text, details={}))  # fmt: skip
+        self._audit(actor, "incident.note", incident_id)
 
     def merge(self, into_id: str, other_id: str, actor: str) -> IncidentView:
         """Move every alert of ``other_id`` into ``into_id``; ``other_id`` is closed."""
@@ -272,7 +274,36 @@ class IncidentService:
                               message=f"merged into {into_id} by {actor}", details={}),
             ]  # fmt: skip
             self._store([merged, absorbed], events)
+            self._audit(actor, "incident.merge", into_id, other=other_id)
             return merged
+
+    def split(self, incident_id: str, fingerprints: Sequence[str], actor: str) -> IncidentView:
+        """Move the alerts ``fingerprints`` out into a new incident; returns the new one."""
+        from opsloop.act.incidents.incident import split
+
+        now = time.time()
+        with self._lock:
+            rest, moved = split(
+                self.get(incident_id), fingerprints, new_id=self._new_id(now), now=now
+            )
+            self._live[rest.id] = rest
+            self._live[moved.id] = moved
+            self._touched.update((rest.id, moved.id))
+            events = [
+                IncidentEvent(incident_id=rest.id, at=_dt(now), actor=actor, kind="split",
+                              message=f"{len(moved.alerts)} alert(s) split out to {moved.id}",
+                              details={"fingerprints": list(fingerprints)}),
+                IncidentEvent(incident_id=moved.id, at=_dt(now), actor=actor, kind="split",
+                              message=f"split out of {rest.id} by {actor}", details={}),
+            ]  # fmt: skip
+            self._store([rest, moved], events)
+            self._audit(actor, "incident.split", rest.id, new=moved.id)
+            return moved
+
+    def _audit(self, actor: str, action: str, target: str, **details: Any) -> None:
+        from opsloop.store.state.audit import AuditLog
+
+        AuditLog(self.db).record(actor, action, target=target, **details)
 
     def feedback(
         self, incident_id: str, actor: str, label: str, fingerprint: str | None = None,
@@ -301,6 +332,7 @@ class IncidentService:
             what = f"marked {label}" + (f" ({fingerprint})" if fingerprint else "")
             s.add(IncidentEvent(incident_id=incident_id, at=_dt(time.time()), actor=actor,
                                 kind="feedback", message=what, details={}))  # fmt: skip
+        self._audit(actor, "incident.feedback", incident_id, label=label, fingerprint=fingerprint)
         return [_feedback_json(r) for r in rows]
 
     def feedback_list(self, detector: str | None = None, limit: int = 1000) -> list[dict[str, Any]]:
@@ -381,6 +413,7 @@ class IncidentService:
                 s.add(SilenceRow(id=silence.id, created_by=actor, starts_at=_dt(starts_at),
                                  ends_at=_dt(ends_at), data=silence.to_dict()))  # fmt: skip
             self._silences.append(silence)
+        self._audit(actor, "silence.create", silence.id, matchers=matchers, comment=comment)
         return silence
 
     def expire_silence(self, silence_id: str, actor: str) -> Silence:
@@ -397,7 +430,8 @@ class IncidentService:
                     row.ends_at = _dt(ended.ends_at)
                     row.data = ended.to_dict()
             self._silences = [ended if s.id == silence_id else s for s in self._silences]
-            return ended
+        self._audit(actor, "silence.expire", silence_id)
+        return ended
 
     def purge_resolved(self, days: int, now: float | None = None) -> int:
         """Delete incidents resolved more than ``days`` ago, with their timeline and delivery

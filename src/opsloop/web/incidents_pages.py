@@ -68,6 +68,8 @@ def incident_page(request: Request, incident_id: str) -> Response:
                 "labels": {k: v for k, v in labels.items()
                            if k not in ("alertname", "metric", "severity", "key")},
             }  # fmt: skip
+        if alert.get("source", "").startswith("opsloop:logs") and labels.get("key", "").isdigit():
+            item["lines"] = _lines_near(request, int(labels["key"]), alert["starts_at"])
         evidence.append(item)
     can_act = principal.role.allows(Role.operator)
     return page(
@@ -75,6 +77,17 @@ def incident_page(request: Request, incident_id: str) -> Response:
         timeline=svc.timeline(incident_id), deliveries=svc.deliveries(incident_id),
         can_act=can_act,
     )  # fmt: skip
+
+
+def _lines_near(request: Request, template_id: int, at: float) -> list[Any]:
+    """The template's lines in the ten minutes up to a signal (the log evidence)."""
+    from opsloop.store.telemetry.logs import LogTable
+
+    platform = request.app.state.platform
+    ids = platform.logs.ids_for(template_id)
+    return LogTable(platform.telemetry).search(
+        since=at - 600, until=at + 60, template_ids=ids, limit=5
+    )
 
 
 @router.post("/incidents/{incident_id}/action")

@@ -133,6 +133,21 @@ def merge(request: Request, incident_id: str, body: MergeIn, principal: Operator
     return incident_json(_call(_svc(request).merge, incident_id, body.other_id, principal.actor))
 
 
+class SplitIn(BaseModel):
+    """The alerts (fingerprints) to move into a new incident."""
+
+    model_config = ConfigDict(extra="forbid")
+    fingerprints: list[str] = Field(min_length=1, max_length=1000)
+
+
+@router.post("/incidents/{incident_id}/split", status_code=201)
+def split(request: Request, incident_id: str, body: SplitIn, principal: Operator) -> dict[str, Any]:
+    """Move some alerts out into a new incident; returns the new incident."""
+    return incident_json(
+        _call(_svc(request).split, incident_id, body.fingerprints, principal.actor)
+    )
+
+
 class NoteIn(BaseModel):
     """A note on the timeline."""
 

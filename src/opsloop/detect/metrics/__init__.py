@@ -6,6 +6,7 @@ from opsloop.detect.metrics.default import DefaultMetricDetector
 from opsloop.detect.metrics.ewm import RobustEWM
 from opsloop.detect.metrics.quantile import P2Quantile
 from opsloop.detect.metrics.seasonal import SeasonalModel, SeasonalProfile
+from opsloop.detect.metrics.shape import ShapeNovelty
 
 __all__ = [
     "DefaultMetricDetector",
@@ -14,5 +15,6 @@ __all__ = [
     "RobustEWM",
     "SeasonalModel",
     "SeasonalProfile",
+    "ShapeNovelty",
     "TailCalibrator",
 ]

@@ -8,10 +8,12 @@ from typing import Any
 from opsloop.detect.metrics.alarm import EdgeAlarm
 from opsloop.detect.metrics.calibrate import TailCalibrator
 from opsloop.detect.metrics.seasonal import DAY, WEEK, SeasonalModel
+from opsloop.detect.metrics.shape import ShapeNovelty
 
 __all__ = ["DefaultMetricDetector"]
 
 _PERIODS: tuple[tuple[str, float, int], ...] = (("day", DAY, 288), ("week", WEEK, 336))
+_N_VIEWS = 4
 
 
 class DefaultMetricDetector:
@@ -23,18 +25,25 @@ class DefaultMetricDetector:
     history and must beat the plain one by 5 %) gives the standardised residual
     ``z = (x - x_hat) / s``.
 
-    Statistics. Three views of ``z``, each sensitive to one kind of anomaly::
+    Statistics. Four views, each sensitive to one kind of anomaly::
 
         a1 = |z|                                   (spikes)
         a2 = |EWMA_0.1(z)| / sqrt(0.1 / 1.9)       (level shifts: EWMA control chart)
-        a3 = EWMA_0.05(z^2)                        (spread / pattern changes)
+        a3 = EWMA_0.05(z^2)                        (spread changes)
+        a4 = ShapeNovelty(x)                       (shape: distance of the last 16 points,
+                                                    z-normalised, to the 1000 windows before)
 
     Calibration. Each ``a_j`` gets a tail probability ``p_j`` from its own
-    :class:`TailCalibrator` (peaks over threshold), combined with Bonferroni:
-    ``p = min(1, 3 min_j p_j)``; the calibrated score is ``1 - p``.
+    :class:`TailCalibrator` (peaks over the 99 % quantile, memory of about 500 exceedances),
+    combined with Bonferroni, ``p = min(1, 4 min_j p_j)``. Alpha spending: a stream that has
+    run for ``n`` points has had ``n`` chances of a false alarm, so ``p`` is multiplied by
+    ``max(1, n / spend)`` — the expected number of false alarms grows like ``log n`` instead of
+    ``n``. The calibrated score is ``1 - p``.
 
-    Alarms. An :class:`EdgeAlarm` fires on the rising edge of ``1 - p >= 1 - alarm_p`` and damps
-    the emitted score until the series has been quiet again, so one incident gives one alarm.
+    Gating and alarms. A gate (:class:`EdgeAlarm` at ``1 - p >= 1 - gate_p``) damps the emitted
+    score after each rising edge until the series has been quiet again, so one incident emits
+    one high score, whatever threshold a consumer applies. Alarms (``last_alarm``) are a second,
+    stricter :class:`EdgeAlarm` at ``1 - p >= 1 - alarm_p``.
 
     Non-finite ``t`` or ``x`` score 0 and are not learned.
 
@@ -52,14 +61,33 @@ class DefaultMetricDetector:
     def __init__(
         self,
         alarm_p: float = 1e-3,
+        gate_p: float = 1e-2,
         refractory: int = 100,
         warmup: int = 50,
+        spend: float = 4000.0,
+        shape_window: int = 16,
+        shape_memory: int = 1000,
     ) -> None:
+        if not (
+            0.0 < alarm_p < 1.0
+            and 0.0 < gate_p < 1.0
+            and refractory >= 0
+            and warmup >= 2
+            and spend >= 0.0
+        ):
+            raise ValueError(
+                "need 0 < alarm_p, gate_p < 1, refractory >= 0, warmup >= 2, spend >= 0"
+            )
         self.alarm_p = alarm_p
+        self.gate_p = gate_p
+        self.refractory = refractory
         self.warmup = warmup
+        self.spend = spend
         self.models: dict[str, SeasonalModel] = {"none": SeasonalModel(None, eta=0.002)}
         self.active = "none"
-        self.calibrators = [TailCalibrator() for _ in range(3)]
+        self.shape = ShapeNovelty(shape_window, shape_memory)
+        self.calibrators = [TailCalibrator(q=0.99, lam=0.002) for _ in range(_N_VIEWS)]
+        self.gate = EdgeAlarm(on=1.0 - gate_p, off=0.9, refractory=refractory, clear=10)
         self.alarm = EdgeAlarm(on=1.0 - alarm_p, off=0.9, refractory=refractory, clear=10)
         self.ewma_z = 0.0
         self.ewma_z2 = 1.0
@@ -72,6 +100,7 @@ class DefaultMetricDetector:
 
     # -- internals ---------------------------------------------------------------------------
     def _stats(self, t: float, x: float) -> tuple[float, float, float, float]:
+        """``(z, a1, a2, a3)``: the residual views."""
         m = self.models[self.active]
         if m.n < 10:
             z = 0.0
@@ -85,11 +114,17 @@ class DefaultMetricDetector:
         a2 = abs(e1) / math.sqrt(lam1 / (2 - lam1))
         return z, a1, a2, e2
 
+    def _views(self, t: float, x: float) -> tuple[float, tuple[float, ...]]:
+        z, a1, a2, a3 = self._stats(t, x)
+        return z, (a1, a2, a3, self.shape.score(x))
+
     def _pvalue(self, t: float, x: float) -> float:
-        _, a1, a2, a3 = self._stats(t, x)
-        c = self.calibrators
-        p = min(c[0].pvalue(a1), c[1].pvalue(a2), c[2].pvalue(a3))
-        return min(1.0, 3.0 * p)
+        _, stats = self._views(t, x)
+        p = min(c.pvalue(a) for c, a in zip(self.calibrators, stats, strict=True))
+        p = min(1.0, _N_VIEWS * p)
+        if self.spend > 0.0:
+            p = min(1.0, p * max(1.0, self.n / self.spend))
+        return p
 
     def _select(self, t: float) -> None:
         base = self.models["none"]
@@ -114,19 +149,20 @@ class DefaultMetricDetector:
 
     def score_one(self, t: float, x: float) -> float:
         """Gated anomaly score in [0, 1] of ``x`` at time ``t`` (seconds); changes no state."""
-        return self.alarm.gate(self.calibrated_score(t, x))
+        return self.gate.gate(self.calibrated_score(t, x))
 
     def learn_one(self, t: float, x: float) -> None:
         """Learn one point (after scoring it); non-finite ``t``/``x`` are ignored."""
         if not (math.isfinite(t) and math.isfinite(x)):
             return
         score = self.calibrated_score(t, x)
+        self.gate.step(score)
         self.last_alarm = self.alarm.step(score)
+        z, stats = self._views(t, x)
         if self.n >= self.warmup // 2:
-            _, a1, a2, a3 = self._stats(t, x)
-            for c, a in zip(self.calibrators, (a1, a2, a3), strict=True):
+            for c, a in zip(self.calibrators, stats, strict=True):
                 c.update(a)
-        z, _, _, _ = self._stats(t, x)
+        self.shape.update(x)
         self.ewma_z = 0.9 * self.ewma_z + 0.1 * z
         self.ewma_z2 = 0.95 * self.ewma_z2 + 0.05 * z * z
         for m in self.models.values():
@@ -163,10 +199,15 @@ class DefaultMetricDetector:
         """JSON-able state (no pickle)."""
         return {
             "alarm_p": self.alarm_p,
+            "gate_p": self.gate_p,
+            "refractory": self.refractory,
             "warmup": self.warmup,
+            "spend": self.spend,
             "models": {k: m.to_dict() for k, m in self.models.items()},
             "active": self.active,
+            "shape": self.shape.to_dict(),
             "calibrators": [c.to_dict() for c in self.calibrators],
+            "gate": self.gate.to_dict(),
             "alarm": self.alarm.to_dict(),
             "ewma_z": self.ewma_z,
             "ewma_z2": self.ewma_z2,
@@ -180,10 +221,13 @@ class DefaultMetricDetector:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> DefaultMetricDetector:
         """Inverse of :meth:`to_dict`."""
-        obj = cls(alarm_p=d["alarm_p"], warmup=d["warmup"])
+        obj = cls(d["alarm_p"], d["gate_p"], d["refractory"], d["warmup"])
+        obj.spend = float(d["spend"])
         obj.models = {k: SeasonalModel.from_dict(v) for k, v in d["models"].items()}
         obj.active = d["active"]
+        obj.shape = ShapeNovelty.from_dict(d["shape"])
         obj.calibrators = [TailCalibrator.from_dict(c) for c in d["calibrators"]]
+        obj.gate = EdgeAlarm.from_dict(d["gate"])
         obj.alarm = EdgeAlarm.from_dict(d["alarm"])
         obj.ewma_z, obj.ewma_z2 = float(d["ewma_z"]), float(d["ewma_z2"])
         obj.n, obj.t0, obj.t_last = int(d["n"]), float(d["t0"]), float(d["t_last"])
