@@ -28,6 +28,48 @@ OUT = Path(__file__).resolve().parent / "results" / "nab.md"
 PROFILE_NAMES = list(PROFILES)
 COMMAND = "PYTHONHASHSEED=0 .venv/bin/python benchmarks/nab.py"
 
+# Every configuration evaluated on this corpus while developing the detector (standard profile).
+DEV_LOG = [
+    "## Development log (every configuration scored on this corpus, standard profile)",
+    "",
+    "Views: r = |z|, s = EWMA(z) chart, l = EWMA(z^2), e = shape novelty (16-point z-normalised",
+    "window, nearest neighbour among the previous 1000). Unless noted: gate at p < 1e-3,",
+    "refractory 100, Bonferroni min-p, TailCalibrator q 0.95 / lam 0.01, no spending.",
+    "",
+    "| # | variant | standard |",
+    "|---|---|---:|",
+    "| 0 | previous default (views r s l) | 48.78 |",
+    "| 1 | + shape view e (r s l e) | 50.48 |",
+    "| 2 | shape view e alone | 19.27 |",
+    "| 3 | record gate (decaying max of -log p, tau 100) r s l / r s l e / tau 300 |"
+    " 47.45 / 49.07 / 48.94 |",
+    "| 4 | record gate tau 1000 / 3000 (q 0.99) | 44.83 / 38.10 |",
+    "| 5 | calibrator lam 0.002 / + rho 0.005 / lam 0.002 + q 0.99 | 48.80 / 47.36 / 50.82 |",
+    "| 6 | + EWMA of the shape distance as 5th view (q 0.99) / instead of e | 49.66 / 49.16 |",
+    "| 7 | q 0.99 with rho 0.2 / q 0.95 with rho 0.1 (faster quantile tracking) | 49.11 / 47.31 |",
+    "| 8 | ring-buffer POT calibrator (2000 values, q 0.98) | 49.00 |",
+    "| 9 | shape with a level coordinate / global scaling + level | 43.92 / 47.07 |",
+    "| 10 | Fisher combination (sum of -log p, calibrated) 5 views / 3 views | 40.37 / 36.22 |",
+    "| 11 | asinh variance-stabilising transform (q 0.95 / q 0.99 lam 0.002) | 41.36 / 38.38 |",
+    "| 12 | gate level p (q 0.99, lam 0.002): 1e-3 / 3e-3 / 5e-3 / 7.5e-3 / 1e-2 / 2e-2 |"
+    " 50.82 / 52.81 / 54.28 / 56.39 / 57.79 / 45.35 |",
+    "| 13 | refractory 300 (p 5e-3 / 1e-2); refractory 50 (p 5e-3) | 50.11 / 47.15; 51.30 |",
+    "| 14 | escalation gate (re-emit when p drops 10x within an incident), tau 100 / 1000 |"
+    " 51.88 / 53.70 |",
+    "| 15 | alpha spending horizon (gate 1e-2): none / 1000 / 2000 / 3000 / 5000 / 10000 |"
+    " 57.79 / 52.70 / 58.41 / 60.72 / 61.98 / 59.12 |",
+    "| 16 | spending 5000 without the shape view | 57.00 |",
+    "| 17 | **final default**: r s l e, gate 1e-2, spending 4000 | 62.95 |",
+    "| 18 | final with shape window 8 / 32 | 58.97 / 60.20 |",
+    "| 19 | final with gate 5e-3 | 56.69 |",
+    "| 20 | final with calibrator min_exceedances 5 | 60.33 |",
+    "| 21 | final with shape memory 500 / 2000 windows | 59.45 / 60.62 |",
+    "",
+    "The spending horizon 4000 was picked as the middle of the 3000-5000 plateau before it was",
+    "run; it happened to score highest of the sweep. Neighbouring settings lose 1-6 points, so",
+    "expect the held-out figure to be lower than the one above.",
+]
+
 
 def _epoch(stamps: list[str]) -> np.ndarray:
     arr = np.array([s.strip().replace(" ", "T") for s in stamps], dtype="datetime64[us]")
@@ -162,22 +204,25 @@ def main(argv: list[str] | None = None) -> int:
     lines += [
         "",
         "Validation result: numenta (HTM) is reproduced on all three profiles within 0.005.",
-        "windowedGaussian is NOT reproduced: our exhaustive sweep of its per-row results finds at",
-        "best 28.41 / 0.00 / 42.91, below the published 36.71 / 21.40 / 45.17. Its rows are mostly",
-        "ties at exactly 0 or 1 (rounded to 6 decimals in the file), so the published figure was",
-        "likely computed from unrounded scores; no threshold on these rows reaches it under NAB's",
-        "rules (checked: strict vs non-strict thresholds, edge-only detections). Unresolved.",
+        "windowedGaussian's shipped results are rounded to 6 significant digits, which ties the",
+        "rows NAB's optimal thresholds separate, so no scorer reaches the published figures from",
+        "that file. `benchmarks/nab_reference_check.py` rebuilds the (deterministic) detector with",
+        "a line-for-line port of NAB's code, identical to the file on every row at 6 digits,",
+        "writes it at 12 digits as NAB's Python 2 results were, and the same scorer then gives",
+        "36.7102 / 21.3976 / 45.1727 (published 36.71 / 21.40 / 45.17).",
         "",
         "## Honest assessment",
         "",
-        "The default detector does not beat the best reference detector (ARTime 78.15, HTM 71.21)",
-        "on this subset; it sits between windowedGaussian and HTM. Its misses are mostly",
-        "pattern/shape changes that a residual-based model sees late (art_daily_jumpsup,",
-        "flatmiddle, ec2_cpu 24ae8d, TravelTime) and its false positives concentrate in the",
-        "heavy-tailed Twitter series. Defaults were set from first principles (see",
-        "docs/decisions/0103-metric-detector.md); about ten development runs on this corpus were",
-        "used to fix bugs (model selection, warm-up pollution of the calibrators, seasonal",
-        "initialisation), not to sweep hyper-parameters.",
+        "The default detector (residual views + shape-novelty view, gate at p < 1e-2, alpha",
+        "spending over 4000 points) beats neither HTM (71.21) nor ARTime (78.15) on this subset;",
+        "it improves on the previous default (48.78) by about 14 points, mostly from more windows",
+        "caught (34 -> 49 of 57) at the cost of many more false-positive rows, concentrated in the",
+        "long Twitter series and in noisy AWS/AdExchange series. The score is optimistic: about 35",
+        "configurations were tried on this same corpus (development log below) and the gate level",
+        "and spending horizon were chosen by sweeps on it; only the 27 held-out series can say",
+        "what generalises.",
+        "",
+        *DEV_LOG,
     ]
     lines += [
         "",
