@@ -112,6 +112,11 @@ class Platform:
 
     def close(self) -> None:
         """Flush and close the stores."""
+        try:
+            if self._incidents is not None:
+                self._incidents.flush()
+        except Exception:
+            log.exception("could not snapshot the incidents")
         for name, part in (("log", self._logs), ("metric", self._metrics)):
             try:
                 if part is not None:

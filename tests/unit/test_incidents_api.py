@@ -171,3 +171,20 @@ def test_split_and_every_change_is_audited(client, make_token, platform):
     assert all(
         e.actor.startswith("token:") for e in platform.audit.list() if "incident" in e.action
     )
+
+
+def test_journal_replay_restores_unsnapshotted_intake(platform, settings):
+    from opsloop.act.incidents import parse_payload
+    from opsloop.services.incidents import IncidentService
+
+    svc = platform.incidents
+    now = time.time()
+    alerts = [parse_payload({"name": f"J{i}", "labels": {"service": f"s{i % 2}"}}, now=now)[0]
+              for i in range(6)]  # fmt: skip
+    svc.intake(alerts[:2])
+    svc.flush()  # a snapshot ...
+    results = svc.intake(alerts[2:])  # ... and four alerts only in the journal (crash here)
+    fresh = IncidentService(platform.state, settings.incidents)
+    items, total = fresh.list()
+    assert total == 2 and sum(len(i.alerts) for i in items) == 6
+    assert {r["incident_id"] for r in results} == {i.id for i in items}

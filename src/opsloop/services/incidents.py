@@ -34,21 +34,26 @@ from opsloop.act.incidents import (
     Severity,
     Silence,
     acknowledge,
+    add_alert,
     due_for_auto_resolve,
     expire_stale,
     from_anomaly,
     inhibited,
     is_silenced,
     merge,
+    new_incident,
     resolve,
 )
+from opsloop.act.incidents.correlate import group_key
 from opsloop.act.incidents.incident import IncidentStatus, LifecycleError
 from opsloop.act.incidents.inhibit import DEFAULT_RULES, InhibitRule
 from opsloop.config import IncidentSettings, NotifySettings
 from opsloop.detect.anomaly import Anomaly
 from opsloop.store.state.db import StateDB
 from opsloop.store.state.models import (
+    AlertJournal,
     DeliveryRow,
+    EngineState,
     FeedbackRow,
     IncidentEvent,
     IncidentRow,
@@ -57,6 +62,7 @@ from opsloop.store.state.models import (
 
 log = logging.getLogger("opsloop.incidents")
 FEEDBACK_LABELS = ("true_problem", "noise", "duplicate")
+JOURNAL_MARK = "incidents.journal"
 
 
 def _dt(t: float | None) -> datetime | None:
@@ -98,6 +104,10 @@ class IncidentService:
         self._groups: dict[str, GroupState] = {}
         self._touched: set[str] = set()  # incidents changed since the last tick
         self._stored: set[str] = set()  # incident ids known to have a row
+        self._dirty: set[str] = set()  # incidents changed since their last snapshot
+        self._flush_lock = threading.Lock()
+        self._journal_mark = 0  # journal entries up to this id are in the snapshots
+        self._journal_max = 0
         self._silences: list[Silence] = []
         self._deliveries: collections.deque[Any] = collections.deque(maxlen=100_000)
         self.dispatcher: Any = None
@@ -117,6 +127,20 @@ class IncidentService:
             ).all()
             self._live = {r.id: IncidentView.from_dict(r.data) for r in rows}
             self._stored = set(self._live)
+            mark = s.get(EngineState, JOURNAL_MARK)
+            self._journal_mark = int(mark.value["id"]) if mark else 0
+            entries = s.scalars(
+                select(AlertJournal)
+                .where(AlertJournal.id > self._journal_mark)
+                .order_by(AlertJournal.id)
+            ).all()
+            replay = [(e.id, e.at, e.incident_id, e.action, e.reason, e.alert) for e in entries]
+        for jid, at, inc_id, action, reason, data in replay:
+            self._apply(inc_id, action, reason, Alert.from_dict(data), at)
+            self._journal_max = jid
+        if replay:
+            log.info("replayed alert journal", extra={"fields": {"entries": len(replay)}})
+            self.flush()
             self._silences = [Silence.from_dict(r.data) for r in s.scalars(select(SilenceRow))]
 
     def build_notifications(self) -> None:
@@ -141,7 +165,7 @@ class IncidentService:
         now = time.time() if now is None else now
         out: list[dict[str, Any]] = []
         with self._lock:
-            changed: dict[str, IncidentView] = {}
+            journal: list[AlertJournal] = []
             events: list[IncidentEvent] = []
             for alert in alerts:
                 decision = self.correlator.correlate(
@@ -157,8 +181,12 @@ class IncidentService:
                 if inc is None:
                     continue
                 self._live[inc.id] = inc
-                changed[inc.id] = inc
+                self._dirty.add(inc.id)
                 self._touched.add(inc.id)
+                journal.append(
+                    AlertJournal(at=now, incident_id=inc.id, action=decision.action,
+                                 reason=decision.reason, alert=alert.to_dict())
+                )  # fmt: skip
                 if decision.action != "dedup" or not alert.firing:
                     events.append(
                         IncidentEvent(
@@ -169,8 +197,58 @@ class IncidentService:
                                      "labels": dict(alert.labels), "silenced": silenced},
                         )
                     )  # fmt: skip
-            self._store(changed.values(), events)
+            if journal or events:
+                with self.db.session() as s:
+                    s.add_all(journal)
+                    s.add_all(events)
+                    s.flush()
+                    if journal:
+                        self._journal_max = max(self._journal_max, journal[-1].id)
         return out
+
+    def _apply(self, inc_id: str, action: str, reason: str, alert: Alert, at: float) -> None:
+        """Re-apply a journalled decision (on start, after the last snapshot)."""
+        inc = self._live.get(inc_id)
+        if action == "new" or inc is None:
+            key = group_key(alert, self.cfg.group_by) or f"fingerprint={alert.fingerprint}"
+            inc = new_incident(inc_id, alert, group_key=key, now=at, reason=reason)
+        else:
+            inc = add_alert(inc, alert, now=at, reason=reason if action == "join" else "")
+        self._live[inc_id] = inc
+        self._dirty.add(inc_id)
+
+    def flush(self) -> None:
+        """Snapshot the incidents changed since the last flush; trim the journal.
+
+        Views are immutable, so the changed ones are picked up under the intake lock and
+        written without it: intake is never stalled by a snapshot.
+        """
+        from sqlalchemy import delete
+
+        with self._flush_lock:
+            with self._lock:
+                dirty = [self._live[i] for i in self._dirty if i in self._live]
+                self._dirty.clear()
+                mark = self._journal_max
+            if not dirty and mark <= self._journal_mark:
+                return
+            try:
+                # one short transaction per incident, so intake commits interleave with the
+                # snapshot instead of waiting for one long write
+                for inc in dirty:
+                    self._store([inc], [])
+                with self.db.session() as s:
+                    row = s.get(EngineState, JOURNAL_MARK)
+                    if row is None:
+                        s.add(EngineState(key=JOURNAL_MARK, value={"id": mark}))
+                    else:
+                        row.value = {"id": mark}
+                    s.execute(delete(AlertJournal).where(AlertJournal.id <= mark))
+            except BaseException:
+                with self._lock:
+                    self._dirty.update(i.id for i in dirty)
+                raise
+            self._journal_mark = mark
 
     def intake_anomalies(self, anomalies: Sequence[Anomaly]) -> list[dict[str, Any]]:
         """Alerts from opsloop's own detectors (those at or above ``min_anomaly_severity``)."""
@@ -351,6 +429,7 @@ class IncidentService:
         """Incidents, newest activity first, with the total matching count."""
         from sqlalchemy import func
 
+        self.flush()
         stmt = select(IncidentRow).where(IncidentRow.merged_into.is_(None))
         if status:
             stmt = stmt.where(IncidentRow.status == status)
@@ -438,6 +517,7 @@ class IncidentService:
         records; feedback is kept (it is training data). Returns incidents removed."""
         from sqlalchemy import delete
 
+        self.flush()
         cutoff = _dt((time.time() if now is None else now) - days * 86400)
         with self._lock, self.db.session() as s:
             ids = list(
@@ -456,6 +536,7 @@ class IncidentService:
             for i in ids:
                 self._live.pop(i, None)
                 self._stored.discard(i)
+                self._dirty.discard(i)
         return len(ids)
 
     # -- time --------------------------------------------------------------------------------
@@ -496,6 +577,7 @@ class IncidentService:
             self._touched.clear()
             if changed or events:
                 self._store(changed, events)
+        self.flush()
         self.flush_deliveries()
         return sent
 

@@ -44,7 +44,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 from opsloop.act.incidents.alert import Alert, signal_kind
 from opsloop.act.incidents.cooccur import CooccurrenceStats
@@ -59,6 +59,8 @@ from opsloop.act.incidents.incident import (
 __all__ = ["DEFAULT_GROUP_BY", "Correlator", "CorrelatorConfig", "Decision", "group_key"]
 
 DEFAULT_GROUP_BY: tuple[str, ...] = ("service", "host")
+# learned co-occurrence looks at the most recent alerts of a host only (bounded cost)
+LEARNED_SAMPLE = 32
 
 Action = Literal["dedup", "join", "new", "ignore"]
 
@@ -145,7 +147,7 @@ class Correlator:
         self.kind_of = kind_of
         # id(view) -> (view, alerts by group key, alerts by co-occurrence label): see _index
         self._indexes: dict[
-            int, tuple[IncidentView, dict[str, list[Any]], dict[str, list[Any]]]
+            int, tuple[IncidentView, dict[str, list[str]], dict[str, list[str]]]
         ] = {}
 
     def correlate(
@@ -169,6 +171,7 @@ class Correlator:
             inc = open_holders[-1]
             entry = inc.alerts[fp]
             updated = add_alert(inc, alert, now=now, reason="")
+            self._carry(inc, updated, alert)
             what = "resolved" if not alert.firing else f"signal {entry.count + 1}"
             return Decision("dedup", updated, f"same fingerprint {fp} ({what})")
         note = ""
@@ -188,6 +191,7 @@ class Correlator:
         self._learn(alert)
         if best is not None:
             updated = add_alert(best.incident, alert, now=now, reason=best.reason + note)
+            self._carry(best.incident, updated, alert)
             return Decision("join", updated, best.reason + note)
         key = group_key(alert, self.config.group_by)
         reason = "new incident" + (f" for {_key_text(key)}" if key else "") + note
@@ -204,35 +208,61 @@ class Correlator:
             return None
         return min(found, key=lambda c: (c.rank, c.gap, -c.incident.last_signal))
 
-    def _index(self, inc: IncidentView) -> tuple[dict[str, list[Any]], dict[str, list[Any]]]:
-        """The incident's alerts by group key and by co-occurrence label value (cached).
+    def _index(self, inc: IncidentView) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
+        """The incident's alert fingerprints by group key and by co-occurrence label value.
 
         Incident views are immutable, so the index of one view object never goes stale; it
         makes a join check a dict lookup instead of a scan of every alert of every incident.
+        :meth:`_carry` derives the index of an updated view from its predecessor's.
         """
         hit = self._indexes.get(id(inc))
         if hit is not None and hit[0] is inc:
             return hit[1], hit[2]
-        groups: dict[str, list[Any]] = {}
-        hosts: dict[str, list[Any]] = {}
-        for e in inc.alerts.values():
-            k = group_key(e.alert, self.config.group_by)
-            if k is not None:
-                groups.setdefault(k, []).append(e)
-            h = e.alert.labels.get(self.config.cooccur_label)
-            if h:
-                hosts.setdefault(h, []).append(e)
+        groups: dict[str, list[str]] = {}
+        hosts: dict[str, list[str]] = {}
+        for fp, e in inc.alerts.items():
+            self._add_to_index(groups, hosts, fp, e.alert)
+        self._remember(inc, groups, hosts)
+        return groups, hosts
+
+    def _add_to_index(
+        self, groups: dict[str, list[str]], hosts: dict[str, list[str]], fp: str, alert: Alert
+    ) -> None:
+        k = group_key(alert, self.config.group_by)
+        if k is not None:
+            groups.setdefault(k, []).append(fp)
+        h = alert.labels.get(self.config.cooccur_label)
+        if h:
+            hosts.setdefault(h, []).append(fp)
+
+    def _remember(
+        self, inc: IncidentView, groups: dict[str, list[str]], hosts: dict[str, list[str]]
+    ) -> None:
         if len(self._indexes) > 20_000:
             self._indexes.clear()
         self._indexes[id(inc)] = (inc, groups, hosts)
-        return groups, hosts
+
+    def _carry(self, old: IncidentView, new: IncidentView, alert: Alert) -> None:
+        """Index ``new`` (``old`` plus ``alert``) by copying only the lists that change."""
+        hit = self._indexes.get(id(old))
+        if hit is None or hit[0] is not old:
+            return
+        groups, hosts = dict(hit[1]), dict(hit[2])
+        if alert.fingerprint not in old.alerts:
+            k = group_key(alert, self.config.group_by)
+            if k is not None:
+                groups[k] = [*groups.get(k, []), alert.fingerprint]
+            h = alert.labels.get(self.config.cooccur_label)
+            if h:
+                hosts[h] = [*hosts.get(h, []), alert.fingerprint]
+        self._remember(new, groups, hosts)
 
     def _candidates(self, alert: Alert, inc: IncidentView) -> list[_Candidate]:
         cfg, t, out = self.config, alert.starts_at, []
         key = group_key(alert, cfg.group_by)
         groups, hosts = self._index(inc)
         if key is not None:
-            same = groups.get(key, [])
+            same = [inc.alerts[fp] for fp in groups.get(key, ())]
             if same:
                 gap = _gap(t, inc.first_signal, inc.last_signal)
                 firing = [
@@ -248,11 +278,12 @@ class Correlator:
                     out.append(_Candidate(0, gap, inc, f"{_key_text(key)}; {why}"))
         host = alert.labels.get(cfg.cooccur_label, "")
         if host:
-            there = hosts.get(host, [])
+            there = [inc.alerts[fp] for fp in hosts.get(host, ())]
             if there:
                 gap = min(_gap(t, e.first_seen, e.last_seen) for e in there)
                 where = f"same {cfg.cooccur_label} {host}, {human_duration(gap)} apart"
-                learned = self._learned(alert, [e.alert for e in there])
+                recent = sorted(there, key=lambda e: e.last_seen)[-LEARNED_SAMPLE:]
+                learned = self._learned(alert, [e.alert for e in recent])
                 if gap <= cfg.cooccur_window_s:
                     reason = where + (f"; {learned}" if learned else "")
                     out.append(_Candidate(1, gap, inc, reason))

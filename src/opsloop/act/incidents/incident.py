@@ -231,7 +231,9 @@ class IncidentView:
                 }
                 for e in self.alerts.values()
             ],
-            "links": [dataclasses.asdict(link) for link in self.links],
+            "links": [
+                {"fingerprint": k.fingerprint, "reason": k.reason, "at": k.at} for k in self.links
+            ],
             "acknowledged_at": self.acknowledged_at,
             "acknowledged_by": self.acknowledged_by,
             "resolved_at": self.resolved_at,

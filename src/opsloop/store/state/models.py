@@ -149,3 +149,30 @@ class DeliveryRow(Base):
     error: Mapped[str] = mapped_column(Text, default="")
     at: Mapped[datetime] = mapped_column(UTCDateTime())
     duration_s: Mapped[float] = mapped_column()
+
+
+class AlertJournal(Base):
+    """Every accepted alert and the decision taken, written before the intake answers.
+
+    Incident snapshots are written at most once a second; on start the journal entries after
+    the last snapshot are re-applied, so an acknowledged alert is never lost.
+    """
+
+    __tablename__ = "alert_journal"
+    __table_args__ = {"sqlite_autoincrement": True}  # ids are never reused after trimming
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[float] = mapped_column()
+    incident_id: Mapped[str] = mapped_column(String(200))
+    action: Mapped[str] = mapped_column(String(20))
+    reason: Mapped[str] = mapped_column(Text, default="")
+    alert: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+class EngineState(Base):
+    """Small named values of the engines (e.g. the journal position of the last snapshot)."""
+
+    __tablename__ = "engine_state"
+
+    key: Mapped[str] = mapped_column(String(100), primary_key=True)
+    value: Mapped[dict[str, Any]] = mapped_column(JSON)
