@@ -95,6 +95,17 @@ def state_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     yield from _postgres_url_with_schema(base)
 
 
+def wait_for(predicate, timeout: float = 20.0):
+    """Poll ``predicate`` until it returns something truthy; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError("condition not met in time")
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -8,7 +8,7 @@ import time
 
 import httpx
 import pytest
-from tests.conftest import start_server
+from tests.conftest import start_server, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -55,16 +55,6 @@ def payload(alerts, status="firing"):
     return {"version": "4", "groupKey": "g", "status": status, "receiver": "opsloop",
             "groupLabels": {}, "commonLabels": {}, "commonAnnotations": {},
             "externalURL": "http://am", "alerts": alerts}  # fmt: skip
-
-
-def wait_for(fn, timeout=20.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        v = fn()
-        if v:
-            return v
-        time.sleep(0.2)
-    raise AssertionError("timed out")
 
 
 def test_alert_burst_signals_silences_and_notifications(tmp_path):

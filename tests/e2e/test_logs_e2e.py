@@ -2,23 +2,12 @@
 
 import signal
 import socket
-import time
 
 import httpx
 import pytest
-from tests.conftest import free_port, start_server
+from tests.conftest import free_port, start_server, wait_for
 
 pytestmark = pytest.mark.e2e
-
-
-def wait_for(predicate, timeout=20.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError("condition not met in time")
 
 
 def test_acknowledged_lines_survive_kill_9(tmp_path):

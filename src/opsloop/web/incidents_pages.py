@@ -20,6 +20,16 @@ def _who(request: Request) -> Any:
     return authenticate(request)
 
 
+def _operator(request: Request) -> tuple[Any, Response | None]:
+    """The caller if an operator; else the answer to send (login redirect or 403)."""
+    principal = _who(request)
+    if principal is None:
+        return None, RedirectResponse("/login", status_code=303)
+    if not principal.role.allows(Role.operator):
+        return None, Response("operator role required", status_code=403)
+    return principal, None
+
+
 @router.get("/incidents", response_class=HTMLResponse)
 def incidents_page(request: Request) -> Response:
     """The incident list (refreshed live by htmx)."""
@@ -98,11 +108,9 @@ def incident_action(
     text: Annotated[str, Form(max_length=10_000)] = "",
 ) -> Response:
     """Acknowledge, resolve, add a note or give feedback from the dashboard (operators)."""
-    principal = _who(request)
-    if principal is None:
-        return RedirectResponse("/login", status_code=303)
-    if not principal.role.allows(Role.operator):
-        return Response("operator role required", status_code=403)
+    principal, refused = _operator(request)
+    if refused is not None:
+        return refused
     svc = request.app.state.platform.incidents
     try:
         if action == "ack":
@@ -144,11 +152,9 @@ def silences_add(
     """Create a silence from the editor."""
     from urllib.parse import quote
 
-    principal = _who(request)
-    if principal is None:
-        return RedirectResponse("/login", status_code=303)
-    if not principal.role.allows(Role.operator):
-        return Response("operator role required", status_code=403)
+    principal, refused = _operator(request)
+    if refused is not None:
+        return refused
     now = time.time()
     try:
         request.app.state.platform.incidents.add_silence(
@@ -162,11 +168,9 @@ def silences_add(
 @router.post("/silences/{silence_id}/expire")
 def silences_expire(request: Request, silence_id: str) -> Response:
     """End a silence from the editor."""
-    principal = _who(request)
-    if principal is None:
-        return RedirectResponse("/login", status_code=303)
-    if not principal.role.allows(Role.operator):
-        return Response("operator role required", status_code=403)
+    principal, refused = _operator(request)
+    if refused is not None:
+        return refused
     try:
         request.app.state.platform.incidents.expire_silence(silence_id, principal.actor)
     except NotFound:
