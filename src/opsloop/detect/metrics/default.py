@@ -97,6 +97,7 @@ class DefaultMetricDetector:
         self.gaps: list[float] = []
         self.dt = math.nan
         self.last_alarm = False
+        self._memo: tuple[tuple[float, float, int], tuple[float, tuple[float, ...]]] | None = None
 
     # -- internals ---------------------------------------------------------------------------
     def _stats(self, t: float, x: float) -> tuple[float, float, float, float]:
@@ -115,8 +116,16 @@ class DefaultMetricDetector:
         return z, a1, a2, e2
 
     def _views(self, t: float, x: float) -> tuple[float, tuple[float, ...]]:
+        # score_one and learn_one ask for the same point's views up to three times; the
+        # state only changes in learn_one (n grows), so (t, x, n) identifies the answer.
+        key = (t, x, self.n)
+        memo = self._memo
+        if memo is not None and memo[0] == key:
+            return memo[1]
         z, a1, a2, a3 = self._stats(t, x)
-        return z, (a1, a2, a3, self.shape.score(x))
+        views = (z, (a1, a2, a3, self.shape.score(x)))
+        self._memo = (key, views)
+        return views
 
     def _pvalue(self, t: float, x: float) -> float:
         _, stats = self._views(t, x)
