@@ -98,6 +98,7 @@ class DefaultMetricDetector:
         self.dt = math.nan
         self.last_alarm = False
         self._memo: tuple[tuple[float, float, int], tuple[float, tuple[float, ...]]] | None = None
+        self._p_memo: tuple[tuple[float, float, int], float] | None = None
 
     # -- internals ---------------------------------------------------------------------------
     def _stats(self, t: float, x: float) -> tuple[float, float, float, float]:
@@ -128,6 +129,14 @@ class DefaultMetricDetector:
         return views
 
     def _pvalue(self, t: float, x: float) -> float:
+        key = (t, x, self.n)
+        if self._p_memo is not None and self._p_memo[0] == key:
+            return self._p_memo[1]
+        p = self._pvalue_uncached(t, x)
+        self._p_memo = (key, p)
+        return p
+
+    def _pvalue_uncached(self, t: float, x: float) -> float:
         _, stats = self._views(t, x)
         p = min(c.pvalue(a) for c, a in zip(self.calibrators, stats, strict=True))
         p = min(1.0, _N_VIEWS * p)

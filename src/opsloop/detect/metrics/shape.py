@@ -62,6 +62,7 @@ class ShapeNovelty:
         self.norms = np.zeros(self.memory)
         self.head = 0
         self.count = 0
+        self._last: tuple[int, float, np.ndarray | None] | None = None
 
     def _vector(self, w: list[float]) -> np.ndarray | None:
         s = self.scale.spread
@@ -84,6 +85,9 @@ class ShapeNovelty:
         if usable < self.window:
             return math.nan
         v = self._vector([*self.recent[len(self.recent) - self.window + 1 :], x])
+        # update(x) stores this same vector (normalised with the spread known when x was
+        # scored) instead of building it again
+        self._last = (self.count, x, v)
         if v is None:
             return math.nan
         if self.count < self.memory:
@@ -104,7 +108,9 @@ class ShapeNovelty:
         if len(self.recent) > self.window:
             del self.recent[0]
         if len(self.recent) == self.window:
-            v = self._vector(self.recent)
+            last = self._last
+            same = last is not None and last[0] == self.count and last[1] == x
+            v = last[2] if same else self._vector(self.recent)
             if v is not None:
                 self.bank[self.head] = v
                 self.norms[self.head] = float(np.dot(v, v))
