@@ -227,6 +227,23 @@ class NotifySettings(BaseModel):
         return self
 
 
+class RunbookSettings(BaseModel):
+    """Runbook automation."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    paths: list[str] = Field(
+        default_factory=list, description="Extra runbook folders (besides <home>/runbooks)."
+    )
+    secrets_file: str | None = Field(
+        None, description="TOML/JSON file of secrets for ${secret:NAME} (must be mode 0600)."
+    )
+    python_modules: list[str] = Field(
+        default_factory=list, description="Modules whose functions python steps may call."
+    )
+    enabled: bool = Field(True, description="False engages the kill switch at start.")
+
+
 class RetentionSettings(BaseModel):
     """How long telemetry is kept; older day partitions are dropped on schedule."""
 
@@ -268,6 +285,7 @@ class Settings(BaseSettings):
     metrics: MetricSettings = MetricSettings()
     incidents: IncidentSettings = IncidentSettings()
     notify: NotifySettings = NotifySettings()
+    runbooks: RunbookSettings = RunbookSettings()
     retention: RetentionSettings = RetentionSettings()
 
     @field_validator("home", mode="before")

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from opsloop.services.incidents import IncidentService
     from opsloop.services.log_ingest import LogIngest
     from opsloop.services.metric_ingest import MetricIngest
+    from opsloop.services.runbooks import RunbookService
 
 log = logging.getLogger("opsloop.platform")
 
@@ -37,6 +38,16 @@ class Platform:
     _logs: LogIngest | None = field(default=None, repr=False)
     _metrics: MetricIngest | None = field(default=None, repr=False)
     _incidents: IncidentService | None = field(default=None, repr=False)
+    _runbooks: RunbookService | None = field(default=None, repr=False)
+
+    @property
+    def runbooks(self) -> RunbookService:
+        """Runbook automation (files, engine, runs, triggers)."""
+        if self._runbooks is None:
+            from opsloop.services.runbooks import RunbookService
+
+            self._runbooks = RunbookService(self.settings, self.state, self.incidents)
+        return self._runbooks
 
     @property
     def incidents(self) -> IncidentService:
@@ -50,10 +61,20 @@ class Platform:
         return self._incidents
 
     def _to_incidents(self, anomalies: list) -> None:
+        from opsloop.act.incidents import from_anomaly
+
         try:
-            self.incidents.intake_anomalies(anomalies)
+            results = self.incidents.intake_anomalies(anomalies)
         except Exception:
             log.exception("anomalies could not be turned into alerts")
+            return
+        try:
+            if self.runbooks.runbooks:
+                where = {r["fingerprint"]: r["incident_id"] for r in results}
+                ids = [where.get(from_anomaly(a).fingerprint) for a in anomalies]
+                self.runbooks.on_anomalies(anomalies, ids)
+        except Exception:
+            log.exception("runbook triggers failed")
 
     @property
     def metrics(self) -> MetricIngest:

@@ -13,7 +13,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 
 from opsloop import __version__
 from opsloop.api.limits import BodySizeLimit
-from opsloop.api.routes import alerts, health, incidents, logs, metrics, tokens
+from opsloop.api.routes import alerts, health, incidents, logs, metrics, runbooks, tokens
 from opsloop.platform import Platform
 
 log = logging.getLogger("opsloop.api")
@@ -77,6 +77,7 @@ def create_app(platform: Platform, background: bool = True) -> FastAPI:
     app.include_router(logs.router)
     app.include_router(alerts.router)
     app.include_router(incidents.router)
+    app.include_router(runbooks.router)
 
     from opsloop.web.pages import mount_dashboard
 

@@ -26,8 +26,12 @@ async def _json(request: Request) -> Any:
 
 
 async def _intake(request: Request, alerts: list, principal: Principal) -> dict[str, Any]:
-    service = request.app.state.platform.incidents
-    results = await asyncio.to_thread(service.intake, alerts, principal.actor)
+    platform = request.app.state.platform
+    results = await asyncio.to_thread(platform.incidents.intake, alerts, principal.actor)
+    runbooks = platform.runbooks
+    if runbooks.runbooks:
+        ids = [r["incident_id"] for r in results]
+        await asyncio.to_thread(runbooks.on_alerts, alerts, ids)
     return {"accepted": len(alerts), "results": results}
 
 

@@ -176,3 +176,21 @@ class EngineState(Base):
 
     key: Mapped[str] = mapped_column(String(100), primary_key=True)
     value: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+class RunbookRunRow(Base):
+    """One runbook run: indexed columns plus the full record (steps, outputs) as JSON."""
+
+    __tablename__ = "runbook_runs"
+    __table_args__ = (
+        Index("ix_runbook_runs_created", "created"),
+        Index("ix_runbook_runs_status", "status"),
+    )
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    runbook: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(30))
+    incident_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    created: Mapped[float] = mapped_column()
+    finished: Mapped[float | None] = mapped_column(nullable=True)
+    data: Mapped[dict[str, Any]] = mapped_column(JSON)
