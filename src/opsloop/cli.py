@@ -27,11 +27,12 @@ app.add_typer(token_app, name="token")
 
 
 def _add_command_groups() -> None:
-    from opsloop.commands import bench, logs, metrics
+    from opsloop.commands import bench, logs, metrics, runbooks
 
     app.add_typer(logs.app, name="logs")
     app.add_typer(metrics.app, name="metrics")
     app.add_typer(bench.app, name="bench")
+    app.add_typer(runbooks.app, name="runbooks")
 
 
 _add_command_groups()

@@ -205,3 +205,37 @@ def test_incidents_page_detail_actions_and_silences(server, page, tmp_path):
     assert page.errors == []
     fb = httpx.get(server.url + "/api/v1/feedback", headers=h).json()["feedback"]
     assert {x["label"] for x in fb} == {"true_problem"} and len(fb) == 2
+
+
+def test_runbooks_page_approve_and_run_detail(tmp_path, page):
+    import httpx
+    from tests.conftest import start_server
+
+    home = tmp_path / "home"
+    (home / "runbooks").mkdir(parents=True)
+    (home / "runbooks" / "hello.yaml").write_text(
+        "name: hello\ndescription: Say hello after approval.\ntriggers: [{manual: {}}]\n"
+        "policies: {requires_approval: {role: operator, timeout_s: 60}}\n"
+        "steps:\n  - id: greet\n    shell: {argv: [echo, hello from opsloop]}\n"
+    )
+    srv = start_server(home, tmp_path)
+    try:
+        h = {"Authorization": f"Bearer {srv.admin_token}"}
+        run_id = httpx.post(srv.url + "/api/v1/runbooks/hello/run", headers=h).json()["id"]
+        login(page, srv)
+        page.click("[data-nav=runbooks]")
+        expect(page.locator("#runbook-list")).to_contain_text("hello")
+        page.wait_for_selector(f"[data-approve='{run_id}']")
+        page.click(f"[data-approve='{run_id}']")
+        page.wait_for_url(srv.url + f"/runbooks/runs/{run_id}")
+        for _ in range(50):
+            if page.locator("#run-status").inner_text() == "succeeded":
+                break
+            page.wait_for_timeout(200)
+            page.reload()
+        expect(page.locator("#run-status")).to_have_text("succeeded")
+        expect(page.locator("#steps")).to_contain_text("hello from opsloop")
+        page.screenshot(path=str(tmp_path / "run.png"), full_page=True)
+        assert page.errors == []
+    finally:
+        srv.stop()

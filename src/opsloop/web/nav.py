@@ -22,6 +22,7 @@ NAV: list[NavItem] = [
     NavItem("incidents", "Incidents", "/incidents"),
     NavItem("metrics", "Metrics", "/series"),
     NavItem("logs", "Logs", "/logs"),
+    NavItem("runbooks", "Runbooks", "/runbooks"),
     NavItem("silences", "Silences", "/silences"),
     NavItem("api", "API", "/api/docs"),
 ]
