@@ -236,6 +236,10 @@ def test_runbooks_page_approve_and_run_detail(tmp_path, page):
         expect(page.locator("#run-status")).to_have_text("succeeded")
         expect(page.locator("#steps")).to_contain_text("hello from opsloop")
         page.screenshot(path=str(tmp_path / "run.png"), full_page=True)
+        page.click("[data-nav=runbooks]")
+        page.click("[data-dry-run=hello]")
+        expect(page.locator("#run-status")).to_have_text("succeeded")
+        expect(page.locator("#steps")).to_contain_text("echo hello from opsloop")
         assert page.errors == []
     finally:
         srv.stop()

@@ -44,6 +44,28 @@ def run_page(request: Request, run_id: str) -> Response:
     return page(request, "runbook_run.html", "runbooks", principal=principal, run=run)
 
 
+@router.post("/runbooks/{name}/start")
+def start(request: Request, name: str, mode: Annotated[str, Form(max_length=10)] = "run") -> Any:
+    """Run (or dry-run) a runbook by hand with its default parameters (operators)."""
+    principal = authenticate(request)
+    if principal is None:
+        return RedirectResponse("/login", status_code=303)
+    if not principal.role.allows(Role.operator):
+        return Response("operator role required", status_code=403)
+    svc = request.app.state.platform.runbooks
+    dry = mode == "dry-run"
+    try:
+        rec = svc.run(name, {}, principal.actor, dry_run=dry)
+    except KeyError:
+        return Response("no such runbook", status_code=404)
+    except PermissionError as exc:
+        return Response(str(exc), status_code=409)
+    request.app.state.platform.audit.record(
+        principal.actor, "runbook.dry_run" if dry else "runbook.run", target=name, run=rec.id
+    )
+    return RedirectResponse(f"/runbooks/runs/{rec.id}", status_code=303)
+
+
 @router.post("/runbooks/runs/{run_id}/decide")
 def decide(request: Request, run_id: str, decision: Annotated[str, Form(max_length=10)]) -> Any:
     """Approve or reject from the dashboard."""
