@@ -194,11 +194,15 @@ class TrendForecaster:
         if gap <= 0:
             return ETA(0.0, 0.0, 0.0)
         se = math.sqrt(var_b) if math.isfinite(var_b) else math.inf
+        # where the series sits now is uncertain too (noise around the fitted line): the
+        # crossing can come earlier or later by that much headroom
+        level_sd = self.spread * math.sqrt(math.pi / 2)
+        near, far = max(gap - 1.645 * level_sd, 0.0), gap + 1.645 * level_sd
 
-        def eta(slope: float) -> float:
-            return gap / slope if slope > 0 else math.inf
+        def eta(g: float, slope: float) -> float:
+            return g / slope if slope > 0 else math.inf
 
-        return ETA(eta(b), eta(b + 1.645 * se), eta(b - 1.645 * se))
+        return ETA(eta(gap, b), eta(near, b + 1.645 * se), eta(far, b - 1.645 * se))
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able state."""
