@@ -9,6 +9,7 @@ import pytest
 
 import opsloop.api.sessions
 import opsloop.logsetup
+import opsloop.observe.event_time
 import opsloop.roles
 import opsloop.store.telemetry.metrics
 import opsloop.timeparse
@@ -17,6 +18,7 @@ import opsloop.timeparse
 @pytest.mark.parametrize(
     "module",
     [opsloop.api.sessions, opsloop.timeparse, opsloop.logsetup, opsloop.roles,
+     opsloop.observe.event_time,
      opsloop.store.telemetry.metrics],
 )  # fmt: skip
 def test_doctests(module):

@@ -17,9 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 from opsloop.detect.anomaly import Anomaly
 from opsloop.detect.logs.count_rules import CountRuleModel
@@ -27,6 +25,7 @@ from opsloop.detect.logs.frequency import FrequencyDetector
 from opsloop.detect.logs.novelty import NoveltyScorer
 from opsloop.detect.logs.sessions import Session, SessionGrouper
 from opsloop.detect.templates import TemplateMiner
+from opsloop.observe.event_time import event_time
 from opsloop.observe.logformat import LogParser, detect_format
 from opsloop.observe.record import RawLine
 from opsloop.services.state_file import load_state, save_state, set_aside
@@ -36,7 +35,6 @@ log = logging.getLogger("opsloop.logs")
 STATE_VERSION = 1
 SNIFF_LINES = 200
 MAX_SOURCES = 10_000  # sniffed parsers kept; beyond that each batch sniffs again
-_TIME_FIELDS = ("timestamp", "Timestamp", "time", "Time", "ts", "@timestamp", "Date")
 _LEVEL_FIELDS = ("level", "Level", "severity", "Severity", "loglevel")
 
 
@@ -50,22 +48,6 @@ class IngestResult:
     last_seq: int | None = None
     new_templates: list[int] = field(default_factory=list)
     anomalies: int = 0
-
-
-def _parse_time(value: Any) -> float | None:
-    if isinstance(value, int | float) and value == value and abs(value) != float("inf"):
-        return float(value) / 1000.0 if value > 1e11 else float(value)
-    if isinstance(value, str) and value:
-        try:
-            dt = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-        except ValueError:
-            return None
-        if dt.tzinfo is None:
-            from datetime import UTC
-
-            dt = dt.replace(tzinfo=UTC)
-        return dt.timestamp()
-    return None
 
 
 class LogIngest:
@@ -170,10 +152,7 @@ class LogIngest:
                 fields.pop("Content", None)
                 ts = line.timestamp
                 if ts is None:
-                    ts = next(
-                        (t for k in _TIME_FIELDS if (t := _parse_time(fields.get(k))) is not None),
-                        None,
-                    )
+                    ts = event_time(fields)
                 if ts is None or ts > line.received_at + 86400:
                     ts = line.received_at
                 level = line.level or next(

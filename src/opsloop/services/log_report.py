@@ -10,7 +10,6 @@ import itertools
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 from opsloop.detect.anomaly import Anomaly
@@ -18,26 +17,11 @@ from opsloop.detect.logs.count_rules import CountRuleModel
 from opsloop.detect.logs.frequency import FrequencyDetector
 from opsloop.detect.logs.sessions import Session, SessionGrouper
 from opsloop.detect.templates import Match, TemplateMiner
+from opsloop.observe.event_time import event_time
 from opsloop.observe.logformat import LogParser, detect_format
 
-_TIME_KEYS = ("timestamp", "Timestamp", "time", "Time", "Datetime", "ts", "@timestamp")
 LINES_PER_PSEUDO_WINDOW = 1000
 MAX_SESSIONS_KEPT = 200_000
-
-
-def parse_event_time(fields: dict[str, str]) -> float | None:
-    """Epoch seconds from common header fields (ISO-8601 alone or ``Date`` + ``Time``)."""
-    candidates = [fields[k] for k in _TIME_KEYS if fields.get(k)]
-    if fields.get("Date") and fields.get("Time"):
-        candidates.insert(0, f"{fields['Date']}T{fields['Time']}")
-    for text in candidates:
-        text = text.strip().replace("Z", "+00:00").replace(",", ".")
-        try:
-            dt = datetime.fromisoformat(text)
-        except ValueError:
-            continue
-        return (dt if dt.tzinfo else dt.replace(tzinfo=UTC)).timestamp()
-    return None
 
 
 SNIFF_LINES = 200
@@ -152,11 +136,11 @@ class LogAnalyzer:
 
     def _time_of(self, fields: dict[str, str]) -> float:
         if self._time_base is None:
-            event_time = parse_event_time(fields)
-            self._time_base = "event time" if event_time is not None else "line"
-            window = 60.0 if event_time is not None else float(LINES_PER_PSEUDO_WINDOW)
+            first = event_time(fields)
+            self._time_base = "event time" if first is not None else "line"
+            window = 60.0 if first is not None else float(LINES_PER_PSEUDO_WINDOW)
             self._freq = FrequencyDetector(window=window)
-        t = parse_event_time(fields) if self._time_base == "event time" else None
+        t = event_time(fields) if self._time_base == "event time" else None
         if t is None:
             t = self._last_t if self._time_base == "event time" and self._last_t else self.lines
         t = float(t)
