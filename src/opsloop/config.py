@@ -244,6 +244,70 @@ class RunbookSettings(BaseModel):
     enabled: bool = Field(True, description="False engages the kill switch at start.")
 
 
+class PipelineSchedule(BaseModel):
+    """Run a pipeline on a cron expression or every ``interval_s`` seconds."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    pipeline: str = Field(description="Name of the pipeline to run.")
+    cron: str | None = Field(
+        None, description="Five-field cron expression (UTC), e.g. '0 3 * * *'."
+    )
+    interval_s: float | None = Field(None, gt=0, description="Seconds between runs.")
+    params: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="Step param overrides: {step: {param: value}}."
+    )
+    missed: Literal["skip", "run_once"] = Field(
+        "run_once",
+        description="After downtime: 'run_once' catches up with one run, 'skip' waits for the "
+        "next slot.",
+    )
+
+    @model_validator(mode="after")
+    def _one_trigger(self) -> PipelineSchedule:
+        if (self.cron is None) == (self.interval_s is None):
+            raise ValueError("set exactly one of 'cron' and 'interval_s'")
+        if self.cron is not None:
+            from apscheduler.triggers.cron import CronTrigger
+
+            try:
+                CronTrigger.from_crontab(self.cron, timezone="UTC")
+            except ValueError as exc:
+                raise ValueError(f"cron {self.cron!r}: {exc}") from None
+        return self
+
+
+class PipelineSettings(BaseModel):
+    """Data and training pipelines."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    paths: list[str] = Field(
+        default_factory=list,
+        description="Extra folders of pipeline YAML files (besides <home>/pipelines).",
+    )
+    max_parallel: int = Field(4, ge=1, le=64, description="Steps run at once within a run.")
+    executor: Literal["thread", "process"] = Field(
+        "thread", description="Where steps run: threads of the server or a process pool."
+    )
+    schedules: list[PipelineSchedule] = Field(default_factory=list)
+
+
+class ModelSettings(BaseModel):
+    """The model lifecycle: promotion of opsloop's own detectors."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    promote_margin: float = Field(
+        0.01,
+        ge=0,
+        description="A challenger replaces the champion if its score is this much higher.",
+    )
+    reload_interval_s: float = Field(
+        30.0, gt=0, description="Seconds between checks for a new champion of a detector."
+    )
+
+
 class RetentionSettings(BaseModel):
     """How long telemetry is kept; older day partitions are dropped on schedule."""
 
@@ -280,6 +344,11 @@ class Settings(BaseSettings):
         10 * 1024 * 1024, ge=1024, description="Largest request body accepted (413 above)."
     )
     session_hours: float = Field(12.0, gt=0, description="Lifetime of a dashboard session.")
+    mlflow_uri: str | None = Field(
+        None,
+        description="MLflow tracking/registry URI to use instead of the embedded "
+        "<home>/mlflow.db (e.g. http://mlflow:5000).",
+    )
     collector: CollectorSettings = CollectorSettings()
     logs: LogSettings = LogSettings()
     metrics: MetricSettings = MetricSettings()
@@ -287,6 +356,8 @@ class Settings(BaseSettings):
     notify: NotifySettings = NotifySettings()
     runbooks: RunbookSettings = RunbookSettings()
     retention: RetentionSettings = RetentionSettings()
+    pipelines: PipelineSettings = PipelineSettings()
+    models: ModelSettings = ModelSettings()
 
     @field_validator("home", mode="before")
     @classmethod

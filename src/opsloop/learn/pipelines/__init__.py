@@ -34,7 +34,14 @@ from opsloop.learn.pipelines.cache import (
     StepCache,
     cache_key,
 )
-from opsloop.learn.pipelines.executor import Executor, PoolExecutor, ThreadExecutor, log_metric
+from opsloop.learn.pipelines.executor import (
+    Executor,
+    PoolExecutor,
+    StepContext,
+    ThreadExecutor,
+    current_step,
+    log_metric,
+)
 from opsloop.learn.pipelines.pipeline import InputRef, Node, Pipeline, PipelineError
 from opsloop.learn.pipelines.records import (
     InMemoryRunStore,
@@ -87,6 +94,7 @@ __all__ = [
     "Runner",
     "SpecError",
     "StepCache",
+    "StepContext",
     "StepDefinitionError",
     "StepRecord",
     "StepSpec",
@@ -94,6 +102,7 @@ __all__ = [
     "ThreadExecutor",
     "cache_key",
     "code_hash",
+    "current_step",
     "default_codecs",
     "lineage_of",
     "load_pipeline",

@@ -136,6 +136,30 @@ def _ensure_handler() -> None:
             root.addHandler(_handler)
 
 
+@dataclass(frozen=True)
+class StepContext:
+    """Where the running step is: its pipeline run, attempt and tracker run.
+
+    ``tracker_run_id`` is the step's child run in the tracker (an MLflow run id when MLflow
+    tracks the pipeline), so a step can nest runs of its own under it (e.g. Optuna trials);
+    ``tracking_uri`` is where that tracker lives (``None`` for trackers without one).
+    """
+
+    run_id: str = ""
+    step: str = ""
+    attempt: int = 1
+    tracker_run_id: str | None = None
+    tracking_uri: str | None = None
+
+
+def current_step() -> StepContext:
+    """The context of the step running on this thread (raises outside a step)."""
+    context: StepContext | None = getattr(_local, "context", None)
+    if context is None:
+        raise RuntimeError("current_step() called outside a running pipeline step")
+    return context
+
+
 def log_metric(key: str, value: float) -> None:
     """Record a metric from inside a step; it reaches the tracker's child run.
 
@@ -159,6 +183,7 @@ class StepTask:
     outputs: tuple[str, ...]
     store: ArtifactStore
     log_limit: int = DEFAULT_LOG_LIMIT
+    context: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -218,6 +243,7 @@ def run_task(task: StepTask) -> TaskResult:
     buffer = _LogBuffer(task.log_limit)
     metrics: dict[str, float] = {}
     _local.logs, _local.metrics = buffer, metrics
+    _local.context = StepContext(**dict(task.context))
     try:
         kwargs = {name: task.store.get(ref) for name, ref in task.inputs.items()}
         kwargs.update(task.params)
@@ -233,5 +259,5 @@ def run_task(task: StepTask) -> TaskResult:
             exception=_transportable(exc),
         )
     finally:
-        _local.logs = _local.metrics = None
+        _local.logs = _local.metrics = _local.context = None
     return TaskResult(outputs=outputs, logs=buffer.result(), metrics=metrics)

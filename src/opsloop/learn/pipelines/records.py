@@ -85,6 +85,7 @@ class StepRecord(BaseModel):
     metrics: dict[str, float] = Field(default_factory=dict)
     error: str | None = None
     reused_from: str | None = None  # run id whose outputs were reused (cache or resume)
+    tracker_run_id: str | None = None  # the step's child run in the tracker (MLflow run id)
 
 
 class LineageRecord(BaseModel):
@@ -115,6 +116,8 @@ class RunRecord(BaseModel):
     steps: dict[str, StepRecord] = Field(default_factory=dict)
     lineage: list[LineageRecord] = Field(default_factory=list)
     error: str | None = None
+    tracker_run_id: str | None = None  # the parent run in the tracker (MLflow run id)
+    trigger: str = "manual"  # what started it: manual, schedule, runbook, api, ...
 
 
 @runtime_checkable

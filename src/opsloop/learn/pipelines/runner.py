@@ -100,6 +100,7 @@ class Runner:
         params: Mapping[str, Mapping[str, Any]] | None = None,
         resume_from: str | None = None,
         run_id: str | None = None,
+        trigger: str = "manual",
     ) -> RunRecord:
         """Run ``pipeline`` to completion and return its final record.
 
@@ -122,7 +123,9 @@ class Runner:
                     f"cannot resume: run {resume_from!r} ran pipeline {previous.pipeline!r}, "
                     f"not {pipeline.name!r}"
                 )
-        return _Run(self, pipeline, order, overrides, previous, run_id).execute()
+        run = _Run(self, pipeline, order, overrides, previous, run_id)
+        run.record.trigger = trigger
+        return run.execute()
 
     def output(self, record: RunRecord, ref: str) -> Any:
         """Load an output of a finished run: ``runner.output(record, "train.model")``."""
@@ -204,6 +207,9 @@ class _Run:
         self.save()
         flat = {f"{s.name}.{k}": v for s in rec.steps.values() for k, v in s.params.items()}
         self.tracker_run = self._track("start_run", self.pipeline.name, flat)
+        if self.tracker_run is not None and self.tracker_run != "null":
+            rec.tracker_run_id = self.tracker_run
+            self.save()
         try:
             for name in self.order:
                 if not self.pipeline.nodes[name].upstream:
@@ -334,6 +340,7 @@ class _Run:
             if self.tracker_run is not None:
                 child = self._track("start_step", self.tracker_run, name, step.params)
             self.tracker_ids[name] = child
+            step.tracker_run_id = child if child != "null" else None
         step.attempts.append(AttemptRecord(number=number, started_at=utcnow()))
         task = StepTask(
             step=name,
@@ -343,6 +350,13 @@ class _Run:
             outputs=node.spec.outputs,
             store=self.r.artifacts,
             log_limit=self.r.log_limit,
+            context={
+                "run_id": self.record.id,
+                "step": name,
+                "attempt": number,
+                "tracker_run_id": self.tracker_ids.get(name),
+                "tracking_uri": getattr(self.r.tracker, "tracking_uri", None),
+            },
         )
         deadline = self.r.clock() + node.spec.timeout if node.spec.timeout else None
         attempt = _Attempt(name, number, deadline)
@@ -413,7 +427,9 @@ class _Run:
                 )
             )
         if name not in self.tracker_ids and self.tracker_run is not None:
-            self.tracker_ids[name] = self._track("start_step", self.tracker_run, name, step.params)
+            child = self._track("start_step", self.tracker_run, name, step.params)
+            self.tracker_ids[name] = child
+            step.tracker_run_id = child if child != "null" else None
         self._close_tracked(name)
         self.save()
         for child in self.pipeline.downstream(name):
