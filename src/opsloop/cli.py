@@ -27,9 +27,11 @@ app.add_typer(token_app, name="token")
 
 
 def _add_command_groups() -> None:
-    from opsloop.commands import bench, logs, metrics, runbooks
+    from opsloop.commands import bench, logs, metrics, models, pipelines, runbooks
 
     app.add_typer(logs.app, name="logs")
+    app.add_typer(pipelines.app, name="pipelines")
+    app.add_typer(models.app, name="models")
     app.add_typer(metrics.app, name="metrics")
     app.add_typer(bench.app, name="bench")
     app.add_typer(runbooks.app, name="runbooks")
@@ -219,6 +221,52 @@ def token_revoke(
             fail(f"no active token with id {token_id!r}", code=1)
         audit.record(_cli_actor(), "token.revoke", target=token_id)
     typer.echo(f"revoked {token_id}")
+
+
+@app.command()
+def env(
+    home: HomeOpt = None,
+    config: ConfigOpt = None,
+    shell: Annotated[
+        bool, typer.Option("--shell", help="Print `export` lines for eval in a shell.")
+    ] = False,
+) -> None:
+    """Where MLflow tracking and the model registry are (train with plain `mlflow` there)."""
+    import shlex
+
+    from opsloop.learn.mlflow_env import MlflowEnv
+
+    settings = _settings(config, home=home)
+    menv = MlflowEnv(settings.home, settings.mlflow_uri)
+    values = {**menv.environ(), "OPSLOOP_HOME": str(settings.home.resolve())}
+    for key, value in values.items():
+        typer.echo(f"export {key}={shlex.quote(value)}" if shell else f"{key}={value}")
+    if not shell and menv.embedded:
+        typer.echo(f"# artifacts: {menv.artifact_root}")
+
+
+@app.command("mlflow-ui")
+def mlflow_ui(
+    home: HomeOpt = None,
+    config: ConfigOpt = None,
+    port: Annotated[int, typer.Option("--port", help="Port of MLflow's UI.")] = 5000,
+    host: Annotated[str, typer.Option("--host", help="Address to bind.")] = "127.0.0.1",
+) -> None:
+    """Open MLflow's own UI on opsloop's tracking store and registry."""
+    import subprocess
+
+    from opsloop.learn.mlflow_env import MlflowEnv
+
+    settings = _settings(config, home=home)
+    menv = MlflowEnv(settings.home, settings.mlflow_uri)
+    if not menv.embedded:
+        fail(f"MLflow runs elsewhere ({menv.tracking_uri}): open its own UI")
+    menv.ensure()
+    typer.echo(f"MLflow UI on http://{host}:{port} (store {menv.tracking_uri}); Ctrl-C stops it")
+    try:
+        raise typer.Exit(subprocess.call(menv.ui_argv(host, port)))
+    except KeyboardInterrupt:
+        raise typer.Exit(0) from None
 
 
 class _state:

@@ -17,9 +17,12 @@ from opsloop.store.telemetry import TelemetryStore
 from opsloop.store.telemetry.logs import LogTable
 
 if TYPE_CHECKING:
+    from opsloop.learn.mlflow_env import MlflowEnv
+    from opsloop.learn.registry import AliasMove, ModelRegistry
     from opsloop.services.incidents import IncidentService
     from opsloop.services.log_ingest import LogIngest
     from opsloop.services.metric_ingest import MetricIngest
+    from opsloop.services.pipelines import PipelineService
     from opsloop.services.runbooks import RunbookService
 
 log = logging.getLogger("opsloop.platform")
@@ -39,6 +42,43 @@ class Platform:
     _metrics: MetricIngest | None = field(default=None, repr=False)
     _incidents: IncidentService | None = field(default=None, repr=False)
     _runbooks: RunbookService | None = field(default=None, repr=False)
+    _pipelines: PipelineService | None = field(default=None, repr=False)
+    _registry: ModelRegistry | None = field(default=None, repr=False)
+
+    @property
+    def mlflow(self) -> MlflowEnv:
+        """Where MLflow tracking and registry live (embedded under the home by default)."""
+        from opsloop.learn.mlflow_env import MlflowEnv
+
+        return MlflowEnv(self.settings.home, self.settings.mlflow_uri)
+
+    @property
+    def pipelines(self) -> PipelineService:
+        """Data and training pipelines: catalogue, runs, schedules."""
+        if self._pipelines is None:
+            from opsloop.services.pipelines import PipelineService
+
+            self._pipelines = PipelineService(self.settings, self.state, self.mlflow)
+        return self._pipelines
+
+    @property
+    def registry(self) -> ModelRegistry:
+        """MLflow's model registry with audited promote/rollback."""
+        if self._registry is None:
+            from opsloop.learn.registry import ModelRegistry
+
+            self._registry = ModelRegistry(self.mlflow, self._audit_alias_move)
+        return self._registry
+
+    def _audit_alias_move(self, move: AliasMove) -> None:
+        self.audit.record(
+            move.actor,
+            f"model.{move.action}",
+            target=f"{move.model}@{move.alias}",
+            note=move.reason,
+            version=move.version,
+            previous=move.previous,
+        )
 
     @property
     def runbooks(self) -> RunbookService:
@@ -133,6 +173,11 @@ class Platform:
 
     def close(self) -> None:
         """Flush and close the stores."""
+        if self._pipelines is not None:
+            try:
+                self._pipelines.close()
+            except Exception:
+                log.exception("could not stop the pipelines")
         try:
             if self._incidents is not None:
                 self._incidents.flush()

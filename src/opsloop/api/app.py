@@ -13,7 +13,17 @@ from fastapi.responses import HTMLResponse, JSONResponse
 
 from opsloop import __version__
 from opsloop.api.limits import BodySizeLimit
-from opsloop.api.routes import alerts, health, incidents, logs, metrics, runbooks, tokens
+from opsloop.api.routes import (
+    alerts,
+    health,
+    incidents,
+    logs,
+    metrics,
+    models,
+    pipelines,
+    runbooks,
+    tokens,
+)
 from opsloop.platform import Platform
 
 log = logging.getLogger("opsloop.api")
@@ -51,6 +61,8 @@ def create_app(platform: Platform, background: bool = True) -> FastAPI:
             from opsloop.services.incident_loop import run_incident_loop
 
             tasks.append(asyncio.create_task(run_incident_loop(platform)))
+            # marks runs a crash left `running` as interrupted, then fires schedules
+            await asyncio.to_thread(platform.pipelines.start_schedules)
         try:
             yield
         finally:
@@ -78,6 +90,8 @@ def create_app(platform: Platform, background: bool = True) -> FastAPI:
     app.include_router(alerts.router)
     app.include_router(incidents.router)
     app.include_router(runbooks.router)
+    app.include_router(pipelines.router)
+    app.include_router(models.router)
 
     from opsloop.web.pages import mount_dashboard
 

@@ -80,7 +80,7 @@ class ModelRegistry:
                     "name": model.name,
                     "description": model.description or "",
                     "latest_version": str(max(versions)) if versions else None,
-                    "aliases": dict(model.aliases or {}),
+                    "aliases": {k: str(v) for k, v in (model.aliases or {}).items()},
                     "tags": {
                         k: v for k, v in (model.tags or {}).items() if not k.startswith("opsloop.")
                     },
@@ -130,7 +130,7 @@ class ModelRegistry:
         return {
             "name": model.name,
             "description": model.description or "",
-            "aliases": dict(model.aliases or {}),
+            "aliases": {k: str(v) for k, v in (model.aliases or {}).items()},
             "versions": self.versions(name),
             "history": {
                 k[len(HISTORY_TAG) :]: json.loads(v)

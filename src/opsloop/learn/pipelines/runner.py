@@ -112,7 +112,7 @@ class Runner:
         """
         order = pipeline.order()
         overrides = {k: dict(v) for k, v in (params or {}).items()}
-        _check_overrides(pipeline, overrides)
+        check_overrides(pipeline, overrides)
         previous = None
         if resume_from is not None:
             previous = self.runs.get(resume_from)
@@ -138,7 +138,7 @@ class Runner:
         return self.artifacts.get(outputs[name])
 
 
-def _check_overrides(pipeline: Pipeline, overrides: Mapping[str, Mapping[str, Any]]) -> None:
+def check_overrides(pipeline: Pipeline, overrides: Mapping[str, Mapping[str, Any]]) -> None:
     problems = []
     for step, values in overrides.items():
         node = pipeline.nodes.get(step)

@@ -3,6 +3,9 @@
 .. code-block:: yaml
 
     name: train
+    description: Train the churn model      # optional
+    pythonpath: [..]                        # optional: folders (relative to this file)
+                                            # put on sys.path so `uses:` modules import
     steps:
       - name: load                      # optional, defaults to the function's step name
         uses: mypkg.steps:load_rows
@@ -22,6 +25,7 @@ Errors name the file and line of the offending step.
 from __future__ import annotations
 
 import importlib
+import sys
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -32,6 +36,7 @@ import yaml
 from opsloop.learn.pipelines.pipeline import Pipeline, PipelineError
 from opsloop.learn.pipelines.step import StepDefinitionError, step_spec
 
+TOP_KEYS = {"name", "steps", "description", "pythonpath"}
 STEP_KEYS = {"name", "uses", "inputs", "params", "retries", "backoff", "timeout", "cache"}
 RETRY_KEYS = {"retries": "retries", "backoff": "backoff"}
 
@@ -80,8 +85,27 @@ def resolve(ref: str) -> Callable[..., Any]:
     return target
 
 
-def pipeline_from_dict(data: Any, source: str = "<spec>") -> Pipeline:
-    """Build a :class:`Pipeline` from already-parsed YAML/JSON data."""
+def _extend_path(entries: Any, base: Path | None, where: str) -> None:
+    if isinstance(entries, str):
+        entries = [entries]
+    if not isinstance(entries, list) or not all(isinstance(e, str) for e in entries):
+        raise SpecError(f"{where}: 'pythonpath' must be a folder or a list of folders")
+    for entry in entries:
+        folder = Path(entry)
+        if not folder.is_absolute():
+            folder = (base or Path.cwd()) / folder
+        folder = folder.resolve()
+        if not folder.is_dir():
+            raise SpecError(f"{where}: pythonpath folder {str(folder)!r} does not exist")
+        if str(folder) not in sys.path:
+            sys.path.insert(0, str(folder))
+
+
+def pipeline_from_dict(data: Any, source: str = "<spec>", base: Path | None = None) -> Pipeline:
+    """Build a :class:`Pipeline` from already-parsed YAML/JSON data.
+
+    ``base`` is the folder relative ``pythonpath`` entries start from (the YAML file's).
+    """
 
     def where(item: Any) -> str:
         line = getattr(item, "line", 0)
@@ -89,6 +113,11 @@ def pipeline_from_dict(data: Any, source: str = "<spec>") -> Pipeline:
 
     if not isinstance(data, dict):
         raise SpecError(f"{source}: expected a mapping with 'name' and 'steps'")
+    unknown_top = sorted(set(data) - TOP_KEYS)
+    if unknown_top:
+        raise SpecError(f"{where(data)}: unknown keys {unknown_top} (allowed: {sorted(TOP_KEYS)})")
+    if "pythonpath" in data:
+        _extend_path(data["pythonpath"], base, where(data))
     name = data.get("name")
     steps = data.get("steps")
     if not isinstance(name, str) or not name:
@@ -146,13 +175,17 @@ def load_pipeline(text_or_path: str | Path) -> Pipeline:
     source = "<yaml>"
     text = str(text_or_path)
     path = Path(text_or_path)
+    base = None
     if isinstance(text_or_path, Path) or ("\n" not in text and path.is_file()):
-        source, text = str(path), path.read_text()
+        try:
+            source, text, base = str(path), path.read_text(), path.resolve().parent
+        except (OSError, UnicodeDecodeError) as exc:
+            raise SpecError(f"{path}: cannot read: {exc}") from None
     try:
         data = yaml.load(text, Loader=_Loader)  # noqa: S506 - SafeLoader subclass
     except yaml.YAMLError as exc:
         raise SpecError(f"{source}: invalid YAML: {exc}") from exc
-    pipeline = pipeline_from_dict(data, source)
+    pipeline = pipeline_from_dict(data, source, base)
     try:
         pipeline.validate()
     except PipelineError as exc:

@@ -194,3 +194,32 @@ class RunbookRunRow(Base):
     created: Mapped[float] = mapped_column()
     finished: Mapped[float | None] = mapped_column(nullable=True)
     data: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+class PipelineRunRow(Base):
+    """One pipeline run: indexed columns plus the full record (steps, logs, lineage) as JSON."""
+
+    __tablename__ = "pipeline_runs"
+    __table_args__ = (
+        Index("ix_pipeline_runs_created", "created"),
+        Index("ix_pipeline_runs_pipeline", "pipeline"),
+        Index("ix_pipeline_runs_status", "status"),
+    )
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    pipeline: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(30))
+    trigger: Mapped[str] = mapped_column(String(200))
+    created: Mapped[float] = mapped_column()
+    finished: Mapped[float | None] = mapped_column(nullable=True)
+    data: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+class ScheduleSlotRow(Base):
+    """The last time slot a schedule has claimed: a slot runs once, across restarts."""
+
+    __tablename__ = "schedule_slots"
+
+    schedule: Mapped[str] = mapped_column(String(200), primary_key=True)
+    last_slot: Mapped[float] = mapped_column()
+    claimed_at: Mapped[float] = mapped_column()
