@@ -86,7 +86,9 @@ class Platform:
         if self._runbooks is None:
             from opsloop.services.runbooks import RunbookService
 
-            self._runbooks = RunbookService(self.settings, self.state, self.incidents)
+            self._runbooks = RunbookService(
+                self.settings, self.state, self.incidents, learn=_LearnActions(self)
+            )
         return self._runbooks
 
     @property
@@ -193,3 +195,33 @@ class Platform:
             self.telemetry.close()
         finally:
             self.state.close()
+
+
+class _LearnActions:
+    """What runbook ``pipeline`` and ``model`` steps do on this platform."""
+
+    def __init__(self, platform: Platform) -> None:
+        self.platform = platform
+
+    def run_pipeline(
+        self, name: str, params: dict, wait: bool, timeout_s: float, trigger: str
+    ) -> dict:
+        """Start a run; with ``wait``, block until it ends (or ``timeout_s``)."""
+        svc = self.platform.pipelines
+        run_id = svc.start(name, params, trigger=trigger)
+        self.platform.audit.record(trigger, "pipeline.run", target=name, run=run_id)
+        if not wait:
+            return {"run_id": run_id, "run_status": "started"}
+        record = svc.wait(run_id, timeout=timeout_s)
+        return {"run_id": run_id, "run_status": record.status.value if record else "unknown"}
+
+    def move_model(
+        self, action: str, name: str, alias: str, version: str | None, actor: str, reason: str
+    ) -> dict:
+        """Promote or roll back through the audited registry."""
+        reg = self.platform.registry
+        if action == "rollback":
+            move = reg.rollback(name, alias, actor=actor, reason=reason)
+        else:
+            move = reg.promote(name, str(version), alias, actor=actor, reason=reason)
+        return {"version": move.version, "previous": move.previous}

@@ -139,3 +139,49 @@ def test_pipelines_api_runs_and_reports_cache(client, make_token, settings):
     assert r.status_code == 422 and "unknown step 'x'" in r.json()["detail"]
     assert client.post("/api/v1/pipelines/nope/run", headers=op).status_code == 404
     assert client.get("/api/v1/pipeline-runs/nope", headers=op).status_code == 404
+
+
+RUNBOOK = """
+name: retrain-and-rollback
+triggers: [{manual: {}}]
+steps:
+  - id: retrain
+    pipeline: {name: sums, params: {numbers: {n: 3}}, wait: true}
+  - id: back
+    model: {action: rollback, name: churn, reason: "drift on ${params.feature}"}
+parameters:
+  feature: {type: string, default: tenure}
+"""
+
+
+def test_runbook_steps_start_pipelines_and_roll_back_models(client, make_token, settings):
+    (settings.home / "pipelines").mkdir(parents=True, exist_ok=True)
+    (settings.home / "pipelines" / "sums.yaml").write_text(
+        "name: sums\nsteps:\n  - uses: tests.learn.service_steps:numbers\n"
+    )
+    (settings.home / "runbooks").mkdir(parents=True, exist_ok=True)
+    (settings.home / "runbooks" / "rb.yaml").write_text(RUNBOOK)
+    env = MlflowEnv(settings.home)
+    _register(env, "churn", 2)
+    platform = client.app.state.platform
+    platform.registry.promote("churn", 1)
+    platform.registry.promote("churn", 2)
+    platform.runbooks.reload()
+    op = {"Authorization": f"Bearer {make_token('operator', 'op')}"}
+    assert platform.runbooks.errors == []
+    r = client.post("/api/v1/runbooks/retrain-and-rollback/run", headers=op, json={})
+    assert r.status_code == 202
+    for _ in range(400):
+        run = client.get(f"/api/v1/runbook-runs/{r.json()['id']}", headers=op).json()
+        if run["status"] in ("succeeded", "failed"):
+            break
+        time.sleep(0.05)
+    assert run["status"] == "succeeded", json.dumps(run)
+    retrain = run["steps"][0]
+    runs = platform.pipelines.runs.recent("sums")
+    assert len(runs) == 1 and runs[0].status.value == "succeeded"
+    assert runs[0].trigger.startswith("runbook:retrain-and-rollback")
+    assert retrain["status"] == "succeeded"
+    assert platform.registry.resolve("churn") == "1"
+    audit = [(e.action, e.actor, e.note) for e in platform.audit.list(20)]
+    assert ("model.rollback", "runbook:retrain-and-rollback", "drift on tenure") in audit

@@ -94,7 +94,9 @@ class _IncidentNotifier:
 class RunbookService:
     """Loads runbooks, runs them, and answers the API, CLI and dashboard."""
 
-    def __init__(self, settings: Settings, db: StateDB, incidents: Any = None) -> None:
+    def __init__(
+        self, settings: Settings, db: StateDB, incidents: Any = None, learn: Any = None
+    ) -> None:
         self.settings = settings
         self.db = db
         self.incidents = incidents
@@ -106,7 +108,7 @@ class RunbookService:
         self.approvals = InMemoryApprovals()
         self.engine = RunbookEngine(
             self.store, notifier=_IncidentNotifier(self), approvals=self.approvals,
-            secrets=secrets, python_modules=cfg.python_modules,
+            secrets=secrets, python_modules=cfg.python_modules, learn=learn,
         )  # fmt: skip
         interrupted = mark_interrupted(self.store)
         if interrupted:

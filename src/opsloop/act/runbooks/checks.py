@@ -56,6 +56,8 @@ STEP_OUTPUTS: dict[str, frozenset[str]] = {
     "wait": frozenset(_COMMON_OUTPUTS),
     "notify": frozenset(_COMMON_OUTPUTS),
     "approve": frozenset(_COMMON_OUTPUTS | {"approver"}),
+    "pipeline": frozenset(_COMMON_OUTPUTS | {"run_id", "run_status"}),
+    "model": frozenset(_COMMON_OUTPUTS | {"version", "previous"}),
 }
 _NESTED_OUTPUTS = {"json", "result"}  # may be followed by more path segments
 

@@ -45,7 +45,7 @@ from typing import Any
 from opsloop.act.runbooks.admission import Admission
 from opsloop.act.runbooks.checks import STEP_OUTPUTS
 from opsloop.act.runbooks.expression import ExpressionError, compile_expression, truthy
-from opsloop.act.runbooks.host import ApprovalRequest, Approvals, Notifier
+from opsloop.act.runbooks.host import ApprovalRequest, Approvals, LearnActions, Notifier
 from opsloop.act.runbooks.parameters import ParameterError
 from opsloop.act.runbooks.records import (
     InMemoryRunStore,
@@ -136,6 +136,7 @@ class RunbookEngine:
         *,
         notifier: Notifier | None = None,
         approvals: Approvals | None = None,
+        learn: LearnActions | None = None,
         secrets: SecretResolver | None = None,
         python_modules: Sequence[str] = (),
         kill_grace_s: float = 3.0,
@@ -147,6 +148,7 @@ class RunbookEngine:
         self.store: RunStore = store if store is not None else InMemoryRunStore()
         self.notifier = notifier
         self.approvals = approvals
+        self.learn = learn
         self.secrets = secrets or SecretResolver()
         self.redactor = self.secrets.redactor
         self.python_modules = tuple(python_modules)
@@ -655,7 +657,30 @@ class RunbookEngine:
             except Exception as e:
                 return StepResult(ok=False, error=f"notify failed: {type(e).__name__}: {e}")
             return StepResult(ok=True)
+        if step.pipeline is not None or step.model is not None:
+            return self._learn_call(step, call, timeout_s)
         raise AssertionError(f"unhandled step type {step.type}")  # pragma: no cover
+
+    def _learn_call(self, step: Step, call: dict[str, Any], timeout_s: float) -> StepResult:
+        if self.learn is None:
+            return StepResult(ok=False, error=f"{step.type} steps need the platform (no host)")
+        actor = f"runbook:{call['runbook']}"
+        try:
+            if step.pipeline is not None:
+                out = self.learn.run_pipeline(
+                    call["name"], call["params"], step.pipeline.wait,
+                    min(timeout_s, step.pipeline.timeout_s), f"{actor}:{call['run_id']}",
+                )  # fmt: skip
+                ok = out.get("run_status") not in ("failed", "interrupted", "unknown")
+                error = None if ok else f"pipeline run {out.get('run_id')} {out.get('run_status')}"
+                return StepResult(ok=ok, outputs=out, error=error)
+            out = self.learn.move_model(
+                call["action"], call["name"], call["alias"], call["version"], actor,
+                call["reason"],
+            )  # fmt: skip
+            return StepResult(ok=True, outputs=out)
+        except Exception as e:
+            return StepResult(ok=False, error=f"{step.type} failed: {type(e).__name__}: {e}")
 
     # -- rendering -----------------------------------------------------------------------------
 
@@ -709,6 +734,25 @@ class RunbookEngine:
                 "runbook": ctx.data["runbook"]["name"],
             }
             return call, {"receiver": receiver, "message": message}
+        if step.pipeline is not None:
+            name = render_str(step.pipeline.name, ctx)
+            params = render_value(step.pipeline.params, ctx)
+            base = {"run_id": ctx.data["run"]["id"], "runbook": ctx.data["runbook"]["name"]}
+            shown = {"name": name, "params": _redact_obj(params, red), "wait": step.pipeline.wait}
+            return {**base, "name": name, "params": params}, shown
+        if step.model is not None:
+            m = step.model
+            call = {
+                "run_id": ctx.data["run"]["id"],
+                "runbook": ctx.data["runbook"]["name"],
+                "action": m.action,
+                "name": render_str(m.name, ctx),
+                "alias": m.alias,
+                "version": render_str(m.version, ctx) if m.version else None,
+                "reason": red(render_str(m.reason, ctx)),
+            }
+            shown = {k: call[k] for k in ("action", "name", "alias", "version", "reason")}
+            return call, shown
         if step.approve is not None:
             message = red(render_str(step.approve.message, ctx))
             shown = {"role": step.approve.role.value, "message": message}
@@ -853,4 +897,8 @@ def _describe(s: StepRecord) -> str:
         return f"{s.label}: wait {r.get('seconds')}s"
     if s.type == "approve":
         return f"{s.label}: approval by {r.get('role')}"
+    if s.type == "pipeline" and "name" in r:
+        return f"{s.label}: run pipeline {r['name']}"
+    if s.type == "model" and "name" in r:
+        return f"{s.label}: {r['action']} model {r['name']}@{r['alias']}"
     return f"{s.label}: {s.type}" + (f" ({s.error})" if s.error else "")

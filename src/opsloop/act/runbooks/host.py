@@ -28,6 +28,7 @@ __all__ = [
     "ApprovalRequest",
     "Approvals",
     "InMemoryApprovals",
+    "LearnActions",
     "Notifier",
     "RecordingNotifier",
 ]
@@ -145,3 +146,20 @@ class RecordingNotifier:
     def notify(self, receiver: str, message: str, run_id: str, runbook: str) -> None:
         """Record the message."""
         self.sent.append((receiver, message, run_id, runbook))
+
+
+@runtime_checkable
+class LearnActions(Protocol):
+    """What ``pipeline`` and ``model`` steps do, provided by the host (the platform)."""
+
+    def run_pipeline(
+        self, name: str, params: dict, wait: bool, timeout_s: float, trigger: str
+    ) -> dict:
+        """Start (and with ``wait`` finish) a pipeline run; return ``{run_id, run_status}``."""
+        ...
+
+    def move_model(
+        self, action: str, name: str, alias: str, version: str | None, actor: str, reason: str
+    ) -> dict:
+        """Promote or roll back ``name``'s ``alias``; return ``{version, previous}``."""
+        ...

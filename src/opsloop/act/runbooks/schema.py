@@ -25,9 +25,10 @@
       - notify: {receiver: oncall, message: "restart failed: ${failure.error}"}
 
 A step is a mapping with exactly one of ``shell``, ``http``, ``python``, ``wait``, ``notify``,
-``approve`` plus the common keys ``id``, ``name``, ``when``, ``retries``, ``backoff_s``,
-``allow_failure``. Shell commands are argv lists only - a string command is an error, because
-splitting it would need a shell. Cross-references (``${params.x}`` names a parameter,
+``approve``, ``pipeline`` (start a pipeline run), ``model`` (roll back or promote a model)
+plus the common keys ``id``, ``name``, ``when``, ``retries``, ``backoff_s``, ``allow_failure``.
+Shell commands are argv lists only - a string command is an error, because splitting it would
+need a shell. Cross-references (``${params.x}`` names a parameter,
 ``${steps.a...}`` an earlier step) are checked by :mod:`~opsloop.act.runbooks.checks`.
 """
 
@@ -74,7 +75,7 @@ __all__ = [
     "WaitSpec",
 ]
 
-STEP_TYPES = ("shell", "http", "python", "wait", "notify", "approve")
+STEP_TYPES = ("shell", "http", "python", "wait", "notify", "approve", "pipeline", "model")
 TRIGGER_KINDS = ("alert", "anomaly", "schedule", "manual")
 _NAME = re.compile(r"[a-z0-9][a-z0-9_.-]{0,127}\Z")
 _STEP_ID = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}\Z")
@@ -325,6 +326,31 @@ class ApproveSpec(_Model):
     message: Template = ""
 
 
+class PipelineSpec(_Model):
+    """Start a data/training pipeline (e.g. retrain a model); ``wait`` for it to finish."""
+
+    name: Template
+    params: Annotated[dict[str, Any], AfterValidator(_templates_in)] = Field(default_factory=dict)
+    wait: bool = False
+    timeout_s: Seconds = 3600.0
+
+
+class ModelSpec(_Model):
+    """Move a registered model's alias: ``rollback`` to the previous version, or ``promote``."""
+
+    action: Literal["rollback", "promote"]
+    name: Template
+    alias: str = "champion"
+    version: Template | None = None
+    reason: Template = ""
+
+    @model_validator(mode="after")
+    def _version(self) -> ModelSpec:
+        if self.action == "promote" and not self.version:
+            raise ValueError("promote needs a version")
+        return self
+
+
 class Step(_Model):
     """One step: exactly one type key plus the common keys."""
 
@@ -340,6 +366,8 @@ class Step(_Model):
     wait: WaitSpec | None = None
     notify: NotifySpec | None = None
     approve: ApproveSpec | None = None
+    pipeline: PipelineSpec | None = None
+    model: ModelSpec | None = None
 
     @field_validator("id")
     @classmethod
@@ -364,7 +392,18 @@ class Step(_Model):
         return next(k for k in STEP_TYPES if getattr(self, k) is not None)
 
     @property
-    def spec(self) -> ShellSpec | HttpSpec | PythonSpec | WaitSpec | NotifySpec | ApproveSpec:
+    def spec(
+        self,
+    ) -> (
+        ShellSpec
+        | HttpSpec
+        | PythonSpec
+        | WaitSpec
+        | NotifySpec
+        | ApproveSpec
+        | PipelineSpec
+        | ModelSpec
+    ):
         """The type-specific settings."""
         return getattr(self, self.type)
 
