@@ -318,6 +318,9 @@ class RetentionSettings(BaseModel):
         7, ge=1, description="Days kept at full resolution; older days become 5-minute averages."
     )
     logs_days: int = Field(14, ge=1, description="Days of log lines kept.")
+    predictions_days: int = Field(
+        30, ge=1, description="Days of served models' predictions and labels kept."
+    )
     check_interval_s: float = Field(3600.0, gt=0, description="Seconds between retention sweeps.")
 
 

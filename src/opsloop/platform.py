@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from opsloop.services.metric_ingest import MetricIngest
     from opsloop.services.pipelines import PipelineService
     from opsloop.services.runbooks import RunbookService
+    from opsloop.store.telemetry.predictions import PredictionTable
 
 log = logging.getLogger("opsloop.platform")
 
@@ -44,6 +45,21 @@ class Platform:
     _runbooks: RunbookService | None = field(default=None, repr=False)
     _pipelines: PipelineService | None = field(default=None, repr=False)
     _registry: ModelRegistry | None = field(default=None, repr=False)
+    _predictions: PredictionTable | None = field(default=None, repr=False)
+
+    @property
+    def predictions(self) -> PredictionTable:
+        """Served models' predictions and delayed labels (telemetry store)."""
+        if self._predictions is None:
+            from opsloop.store.telemetry.predictions import PredictionTable
+
+            self._predictions = PredictionTable(self.telemetry)
+        return self._predictions
+
+    @property
+    def predictions_opened(self) -> bool:
+        """Whether anything used the predictions table in this process."""
+        return self._predictions is not None
 
     @property
     def mlflow(self) -> MlflowEnv:

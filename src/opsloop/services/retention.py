@@ -32,6 +32,10 @@ async def run_retention(platform: Platform) -> None:
             removed += await asyncio.to_thread(
                 platform.telemetry.drop_logs_older_than, settings.logs_days
             )
+            if platform.predictions_opened:
+                removed += await asyncio.to_thread(
+                    platform.predictions.drop_older_than, settings.predictions_days
+                )
             if removed:
                 log.info("retention sweep", extra={"fields": {"rows_removed": removed}})
         except asyncio.CancelledError:
