@@ -117,7 +117,7 @@ def test_pipelines_api_runs_and_reports_cache(client, make_token, settings):
     )
     op = {"Authorization": f"Bearer {make_token('operator', 'op')}"}
     listed = client.get("/api/v1/pipelines", headers=op).json()["pipelines"]
-    assert [p["name"] for p in listed] == ["sums"]
+    assert "sums" in [p["name"] for p in listed]
     dag = client.get("/api/v1/pipelines/sums", headers=op).json()
     assert dag["steps"][1]["upstream"] == ["numbers"]
     ids = []

@@ -5,17 +5,11 @@ its encoded bytes, so identical outputs are stored once and downstream cache key
 the hash without reading the data again.
 
 How a value becomes bytes is decided by a list of :class:`Codec` objects, tried in order.
-The defaults store ``bytes`` as-is, numpy arrays as ``.npy`` (no pickle) and anything
-JSON-able as canonical JSON. A Parquet codec for tables plugs in by putting it first::
+The defaults store ``bytes`` as-is, numpy arrays as ``.npy`` (no pickle), pandas DataFrames
+as Parquet with fixed writer options (equal frames give equal bytes, see ``parquet.py``) and
+anything JSON-able as canonical JSON. Other codecs plug in by putting them first::
 
-    class ParquetCodec:
-        name, extension = "parquet", ".parquet"
-        def can_encode(self, value): return isinstance(value, pandas.DataFrame)
-        def encode(self, value):
-            buf = io.BytesIO(); value.to_parquet(buf, index=False); return buf.getvalue()
-        def decode(self, data): return pandas.read_parquet(io.BytesIO(data))
-
-    store = LocalArtifactStore(root, codecs=[ParquetCodec(), *default_codecs()])
+    store = LocalArtifactStore(root, codecs=[MyCodec(), *default_codecs()])
 
 >>> import tempfile
 >>> store = LocalArtifactStore(tempfile.mkdtemp())
@@ -39,6 +33,8 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
+
+from opsloop.learn.pipelines.parquet import ParquetCodec
 
 
 class ArtifactError(RuntimeError):
@@ -157,8 +153,8 @@ class JsonCodec:
 
 
 def default_codecs() -> list[Codec]:
-    """Bytes, numpy, JSON, in that order."""
-    return [BytesCodec(), NumpyCodec(), JsonCodec()]
+    """Bytes, numpy, Parquet (pandas DataFrames), JSON, in that order."""
+    return [BytesCodec(), NumpyCodec(), ParquetCodec(), JsonCodec()]
 
 
 @runtime_checkable

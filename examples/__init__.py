@@ -1,0 +1,1 @@
+"""Example opsloop projects (importable from the repository root as ``examples.*``)."""

@@ -1,0 +1,1 @@
+"""Tabular classifier example: load, validate, split, tune, evaluate, register."""
