@@ -8,6 +8,14 @@ store, so an acknowledged line survives ``kill -9``. The learned state (miner + 
 snapshotted to ``<home>/log_state.json`` with the ``seq`` of the last line it has seen; on start
 the lines stored after that ``seq`` are replayed through the miner, which is deterministic, so
 template ids come out the same as before the crash.
+
+Session model: until a registered champion is loaded (:meth:`LogIngest.use_session_model`, done
+by :class:`~opsloop.services.detector_models.ChampionWatcher`), sessions are judged by the
+built-in online model, which learns every closed session. A registered model is frozen (see
+:mod:`opsloop.services.detector_models` for why); a challenger can score the same sessions in
+shadow (:meth:`LogIngest.use_shadow_model`), emitting nothing, its verdicts counted against the
+live ones (:meth:`LogIngest.shadow_stats`). The snapshot keeps the online model, not the frozen
+one: after a restart the watcher loads the champion again from the registry.
 """
 
 from __future__ import annotations
@@ -18,6 +26,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from opsloop.detect.anomaly import Anomaly
 from opsloop.detect.logs.count_rules import CountRuleModel
@@ -28,13 +37,18 @@ from opsloop.detect.templates import TemplateMiner
 from opsloop.observe.event_time import event_time
 from opsloop.observe.logformat import LogParser, detect_format
 from opsloop.observe.record import RawLine
+from opsloop.services.detector_models import ShadowCounts
 from opsloop.services.state_file import load_state, save_state, set_aside
 from opsloop.store.telemetry.logs import LogRecord, LogTable
+
+if TYPE_CHECKING:
+    from opsloop.learn.detectors.event_map import EventMap
 
 log = logging.getLogger("opsloop.logs")
 STATE_VERSION = 1
 SNIFF_LINES = 200
 MAX_SOURCES = 10_000  # sniffed parsers kept; beyond that each batch sniffs again
+MAX_SAMPLES = 20_000  # one message per template id, to map templates into a model's vocabulary
 _LEVEL_FIELDS = ("level", "Level", "severity", "Severity", "loglevel")
 
 
@@ -75,10 +89,16 @@ class LogIngest:
         self.session_min_train = session_min_train
         self.sessions = SessionGrouper(session_key, idle_timeout=session_idle_s)
         self.session_model = CountRuleModel()
+        self.session_model_version: str | None = None  # None: the built-in online model
+        self._session_map: EventMap | None = None
+        self._shadow: tuple[CountRuleModel, str, EventMap] | None = None
+        self._shadow_counts = ShadowCounts()
+        self._samples: dict[str, str] = {}  # template id (as ingested) -> one of its messages
         self.on_anomalies: Callable[[list[Anomaly]], None] | None = None
         self._where: dict[str, tuple[str | None, str]] = {}  # template -> last (host, source)
         self._snap_seq = 0
         self._load()
+        self._online_model = self.session_model
         self._seq = max(self.table.max_seq(), self._snap_seq)
         replayed = self._replay()
         if replayed:
@@ -97,6 +117,7 @@ class LogIngest:
             if state.get("session_key") == self.session_key and "sessions" in state:
                 self.sessions = SessionGrouper.from_dict(state["sessions"])
                 self.session_model = CountRuleModel.from_dict(state["session_model"])
+            self._samples = {str(k): str(v) for k, v in state.get("template_samples", {}).items()}
             self._snap_seq = int(state["seq"])
         except (ValueError, KeyError, TypeError) as exc:
             assert self.state_path is not None
@@ -128,7 +149,9 @@ class LogIngest:
                 "frequency": self.frequency.to_dict(),
                 "session_key": self.session_key,
                 "sessions": self.sessions.to_dict(),
-                "session_model": self.session_model.to_dict(),
+                "session_model": self._online_model.to_dict(),
+                "session_model_version": self.session_model_version,
+                "template_samples": dict(self._samples),
             }
             self._dirty = False
         save_state(self.state_path, state)
@@ -174,6 +197,8 @@ class LogIngest:
                     anomalies.append(_with_template(found, match.template))
                 anomalies += self.frequency.learn_one(key, ts)
                 if self.session_key:
+                    if key not in self._samples and len(self._samples) < MAX_SAMPLES:
+                        self._samples[key] = content
                     closed = self.sessions.add(key, ts, content)
                     anomalies += self._judge_sessions(closed)
             result.new_templates = sorted(i for i in self.miner.templates if i > known_max)
@@ -213,15 +238,77 @@ class LogIngest:
         return parser
 
     def _judge_sessions(self, closed: list[Session]) -> list[Anomaly]:
-        """Score each closed session against the sessions learned so far, then learn it."""
+        """Score each closed session; the online model then learns it, a registered one not."""
         out = []
         for s in closed:
-            if self.session_model.n_sessions >= self.session_min_train:
-                found = self.session_model.anomaly(s.key, s.events, s.end)
+            found = None
+            if self._session_map is None:
+                if self.session_model.n_sessions >= self.session_min_train:
+                    found = self.session_model.anomaly(s.key, s.events, s.end)
+                self.session_model.learn_one(s.events)
+            else:
+                events = self._session_map.events(s.events, self.miner.resolve, self._samples.get)
+                found = self.session_model.anomaly(s.key, events, s.end)
                 if found is not None:
-                    out.append(found)
-            self.session_model.learn_one(s.events)
+                    details = {**found.details, "model_version": self.session_model_version}
+                    found = Anomaly(found.source, found.kind, found.score, found.time, found.key,
+                                    found.evidence, details)  # fmt: skip
+            if found is not None:
+                out.append(found)
+            if self._shadow is not None:
+                model, _version, mapper = self._shadow
+                events = mapper.events(s.events, self.miner.resolve, self._samples.get)
+                score = model.score_one(events)
+                would = score >= model.threshold - 1e-9
+                self._shadow_counts.add(s.key, s.end, found is not None, would, score)
         return out
+
+    # -- registered models ---------------------------------------------------------------------
+    def use_session_model(
+        self, model: CountRuleModel | None, version: str | None, event_map: EventMap | None = None
+    ) -> None:
+        """Judge sessions with a registered ``model`` (frozen) from now on; atomic.
+
+        ``event_map`` translates the engine's session events into the model's vocabulary.
+        ``model=None`` goes back to the built-in online model. Shadow counts restart.
+        """
+        if model is not None and event_map is None:
+            raise ValueError("a registered session model needs its event map")
+        if model is not None:
+            model.rules()  # mine the rules now, outside the ingest lock's critical path
+        with self._lock:
+            if model is None:
+                self.session_model, self.session_model_version = self._online_model, None
+                self._session_map = None
+            else:
+                self.session_model, self.session_model_version = model, version
+                self._session_map = event_map
+            self._restart_shadow_counts()
+
+    def use_shadow_model(
+        self, model: CountRuleModel | None, version: str | None, event_map: EventMap | None = None
+    ) -> None:
+        """Also score each closed session with ``model`` (no alarms); ``None`` stops it."""
+        if model is not None and event_map is None:
+            raise ValueError("a shadow session model needs its event map")
+        if model is None:
+            event_map = None
+        else:
+            model.rules()
+        with self._lock:
+            self._shadow = (model, str(version), event_map) if event_map is not None else None
+            self._restart_shadow_counts()
+
+    def _restart_shadow_counts(self) -> None:
+        shadow = self._shadow[1] if self._shadow is not None else None
+        self._shadow_counts = ShadowCounts(self.session_model_version, shadow)
+
+    def shadow_stats(self) -> dict[str, Any]:
+        """Live vs shadow verdicts since the last model change (empty counts without shadow)."""
+        with self._lock:
+            out = self._shadow_counts.to_dict()
+            out["active"] = self._shadow is not None
+            return out
 
     def tick(self, now: float | None = None) -> list[Anomaly]:
         """Close time windows with no traffic (silences) and idle sessions; store findings."""
