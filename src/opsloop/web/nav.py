@@ -23,6 +23,8 @@ NAV: list[NavItem] = [
     NavItem("metrics", "Metrics", "/series"),
     NavItem("logs", "Logs", "/logs"),
     NavItem("runbooks", "Runbooks", "/runbooks"),
+    NavItem("pipelines", "Pipelines", "/pipelines"),
+    NavItem("models", "Models", "/models"),
     NavItem("silences", "Silences", "/silences"),
     NavItem("api", "API", "/api/docs"),
 ]

@@ -129,9 +129,13 @@ def mount_dashboard(app: FastAPI) -> None:
     from opsloop.web.incidents_pages import router as incidents_router
     from opsloop.web.logs_pages import router as logs_router
     from opsloop.web.metrics_pages import router as metrics_router
+    from opsloop.web.models_pages import router as models_router
+    from opsloop.web.pipelines_pages import router as pipelines_router
     from opsloop.web.runbooks_pages import router as runbooks_router
 
     app.include_router(logs_router)
     app.include_router(metrics_router)
     app.include_router(incidents_router)
     app.include_router(runbooks_router)
+    app.include_router(pipelines_router)
+    app.include_router(models_router)
