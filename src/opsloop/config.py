@@ -304,7 +304,10 @@ class ModelSettings(BaseModel):
         description="A challenger replaces the champion if its score is this much higher.",
     )
     reload_interval_s: float = Field(
-        30.0, gt=0, description="Seconds between checks for a new champion of a detector."
+        30.0, gt=0, description="Seconds between checks for a new champion (detectors, serving)."
+    )
+    monitor_window: int = Field(
+        500, ge=20, le=1_000_000, description="Predictions per drift/performance window."
     )
 
 

@@ -19,9 +19,11 @@ from opsloop.store.telemetry.logs import LogTable
 if TYPE_CHECKING:
     from opsloop.learn.mlflow_env import MlflowEnv
     from opsloop.learn.registry import AliasMove, ModelRegistry
+    from opsloop.services.detector_models import ChampionWatcher
     from opsloop.services.incidents import IncidentService
     from opsloop.services.log_ingest import LogIngest
     from opsloop.services.metric_ingest import MetricIngest
+    from opsloop.services.model_monitoring import ModelMonitoring
     from opsloop.services.pipelines import PipelineService
     from opsloop.services.runbooks import RunbookService
     from opsloop.store.telemetry.predictions import PredictionTable
@@ -46,6 +48,55 @@ class Platform:
     _pipelines: PipelineService | None = field(default=None, repr=False)
     _registry: ModelRegistry | None = field(default=None, repr=False)
     _predictions: PredictionTable | None = field(default=None, repr=False)
+    _detector_watcher: ChampionWatcher | None = field(default=None, repr=False)
+    _monitoring: ModelMonitoring | None = field(default=None, repr=False)
+
+    def bind_detector_services(self) -> None:
+        """Built-in detector pipelines reach this platform's telemetry and audited registry."""
+        from opsloop.learn.detectors.bindings import (
+            DetectorServices,
+            TelemetrySource,
+            bind_services,
+        )
+
+        telemetry = TelemetrySource(
+            LogTable(self.telemetry), self.state, lambda tid: self.logs.resolve(tid)
+        )
+        bind_services("platform", DetectorServices(registry=self.registry, telemetry=telemetry))
+
+    @property
+    def detector_models(self) -> ChampionWatcher:
+        """Loads the champion of opsloop's own detectors into the live engines."""
+        if self._detector_watcher is None:
+            from opsloop.services.detector_models import ChampionWatcher
+
+            env = self.mlflow
+            self._detector_watcher = ChampionWatcher(
+                self.registry,
+                self.logs,
+                reload_interval_s=self.settings.models.reload_interval_s,
+                ready=lambda: not env.embedded or env.db_path.exists(),
+            )
+        return self._detector_watcher
+
+    @property
+    def monitoring(self) -> ModelMonitoring:
+        """Served models' predictions, labels, drift and performance."""
+        if self._monitoring is None:
+            from opsloop.services.model_monitoring import (
+                ModelMonitoring,
+                load_reference_profile,
+            )
+
+            env = self.mlflow
+            self._monitoring = ModelMonitoring(
+                self.predictions,
+                metrics_sink=lambda samples: self.metrics.ingest(samples),
+                anomalies_sink=self._to_incidents,
+                profile_loader=lambda model, version: load_reference_profile(env, model, version),
+                window_size=self.settings.models.monitor_window,
+            )
+        return self._monitoring
 
     @property
     def predictions(self) -> PredictionTable:
@@ -75,6 +126,7 @@ class Platform:
             from opsloop.services.pipelines import PipelineService
 
             self._pipelines = PipelineService(self.settings, self.state, self.mlflow)
+            self.bind_detector_services()
         return self._pipelines
 
     @property
@@ -191,11 +243,21 @@ class Platform:
 
     def close(self) -> None:
         """Flush and close the stores."""
+        if self._detector_watcher is not None:
+            self._detector_watcher.stop()
+        if self._monitoring is not None:
+            try:
+                self._monitoring.flush()
+            except Exception:
+                log.exception("could not store the last predictions")
         if self._pipelines is not None:
             try:
                 self._pipelines.close()
             except Exception:
                 log.exception("could not stop the pipelines")
+            from opsloop.learn.detectors.bindings import unbind_services
+
+            unbind_services("platform")
         try:
             if self._incidents is not None:
                 self._incidents.flush()

@@ -63,6 +63,7 @@ def create_app(platform: Platform, background: bool = True) -> FastAPI:
             tasks.append(asyncio.create_task(run_incident_loop(platform)))
             # marks runs a crash left `running` as interrupted, then fires schedules
             await asyncio.to_thread(platform.pipelines.start_schedules)
+            await asyncio.to_thread(platform.detector_models.start)
         try:
             yield
         finally:

@@ -121,8 +121,10 @@ class ChampionWatcher:
         reload_interval_s: float = 30.0,
         shadow: bool = True,
         loader: Loader | None = None,
+        ready: Callable[[], bool] | None = None,
     ) -> None:
         self.registry = registry
+        self.ready = ready  # False while no registry exists yet: skip the (costly) check
         self.ingest = ingest
         self.model_name = model_name
         self.reload_interval_s = float(reload_interval_s)
@@ -219,7 +221,8 @@ class ChampionWatcher:
     def _run(self) -> None:
         while True:
             try:
-                self.check_now()
+                if self.ready is None or self.ready():
+                    self.check_now()
             except Exception:
                 log.warning("checking the %s champion failed", self.model_name, exc_info=True)
             if self._stop.wait(self.reload_interval_s):

@@ -90,3 +90,17 @@ def rollback(
     except Exception as exc:
         raise _fail(exc) from None
     return move.__dict__
+
+
+@router.get("/detector-models")
+def detector_models(request: Request, _: Viewer) -> dict[str, Any]:
+    """opsloop's own detectors as models: the live champion, skipped versions, shadow counts."""
+    return request.app.state.platform.detector_models.status()
+
+
+@router.post("/detector-models/check")
+def detector_models_check(request: Request, principal: Operator) -> dict[str, Any]:
+    """Look for a new champion now (instead of waiting for the next poll)."""
+    watcher = request.app.state.platform.detector_models
+    watcher.check_now()
+    return watcher.status()
