@@ -27,7 +27,7 @@ app.add_typer(token_app, name="token")
 
 
 def _add_command_groups() -> None:
-    from opsloop.commands import bench, logs, metrics, models, pipelines, runbooks
+    from opsloop.commands import bench, logs, metrics, models, pipelines, runbooks, simulate
 
     app.add_typer(logs.app, name="logs")
     app.add_typer(pipelines.app, name="pipelines")
@@ -35,6 +35,7 @@ def _add_command_groups() -> None:
     app.add_typer(metrics.app, name="metrics")
     app.add_typer(bench.app, name="bench")
     app.add_typer(runbooks.app, name="runbooks")
+    app.add_typer(simulate.app, name="simulate")
 
 
 _add_command_groups()
