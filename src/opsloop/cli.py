@@ -270,6 +270,42 @@ def mlflow_ui(
         raise typer.Exit(0) from None
 
 
+@app.command("serve-models")
+def serve_models_cmd(
+    models: Annotated[
+        list[str], typer.Argument(help="Registered models; the first is also at /invocations.")
+    ],
+    home: HomeOpt = None,
+    config: ConfigOpt = None,
+    host: Annotated[str, typer.Option("--host", help="Address to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="Port.")] = 5001,
+    workers: Annotated[int, typer.Option("--workers", min=1, help="Worker processes.")] = 1,
+    no_auth: Annotated[
+        bool, typer.Option("--no-auth", help="No token (local use, benchmarks).")
+    ] = False,
+    poll: Annotated[
+        float, typer.Option("--poll-interval", help="Seconds between registry checks.")
+    ] = 10.0,
+) -> None:
+    """Serve registered MLflow models by alias (MLflow /invocations + /api/v1/models/NAME/predict).
+
+    Requests need `Authorization: Bearer $OPSLOOP_SERVING_TOKEN` unless --no-auth.
+    """
+    from opsloop.learn.mlflow_env import MlflowEnv
+    from opsloop.learn.serving import serve_models
+
+    settings = _settings(config, home=home)
+    menv = MlflowEnv(settings.home, settings.mlflow_uri)
+    menv.ensure()
+    try:
+        serve_models(
+            menv.tracking_uri, host, port, workers, models, no_auth=no_auth,
+            poll_interval_s=poll, log_level=settings.log_level,
+        )  # fmt: skip
+    except ValueError as exc:
+        fail(str(exc))
+
+
 class _state:
     """Open the state store for a CLI command (not the telemetry store the server holds)."""
 

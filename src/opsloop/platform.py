@@ -19,6 +19,7 @@ from opsloop.store.telemetry.logs import LogTable
 if TYPE_CHECKING:
     from opsloop.learn.mlflow_env import MlflowEnv
     from opsloop.learn.registry import AliasMove, ModelRegistry
+    from opsloop.learn.serving import ModelGateway
     from opsloop.services.detector_models import ChampionWatcher
     from opsloop.services.incidents import IncidentService
     from opsloop.services.log_ingest import LogIngest
@@ -50,6 +51,24 @@ class Platform:
     _predictions: PredictionTable | None = field(default=None, repr=False)
     _detector_watcher: ChampionWatcher | None = field(default=None, repr=False)
     _monitoring: ModelMonitoring | None = field(default=None, repr=False)
+    _serving: ModelGateway | None = field(default=None, repr=False)
+
+    @property
+    def serving(self) -> ModelGateway:
+        """The model gateway (registered MLflow models by alias), built on first use."""
+        if self._serving is None:
+            from opsloop.learn.serving import ModelGateway, ModelLoader
+
+            monitoring = self.monitoring
+            self._serving = ModelGateway(
+                ModelLoader.from_env(self.mlflow),
+                poll_interval_s=self.settings.models.reload_interval_s,
+                on_prediction=monitoring.on_prediction,
+                on_label=lambda model, request_id, label: monitoring.on_labels(
+                    model, [(request_id, label)]
+                ),
+            )
+        return self._serving
 
     def bind_detector_services(self) -> None:
         """Built-in detector pipelines reach this platform's telemetry and audited registry."""
@@ -139,6 +158,8 @@ class Platform:
         return self._registry
 
     def _audit_alias_move(self, move: AliasMove) -> None:
+        if self._serving is not None:
+            self._serving.refresh_soon(move.model)  # serve the new version without waiting
         self.audit.record(
             move.actor,
             f"model.{move.action}",
@@ -245,6 +266,11 @@ class Platform:
         """Flush and close the stores."""
         if self._detector_watcher is not None:
             self._detector_watcher.stop()
+        if self._serving is not None:
+            try:
+                self._serving.close()
+            except Exception:
+                log.exception("could not stop the model gateway")
         if self._monitoring is not None:
             try:
                 self._monitoring.flush()

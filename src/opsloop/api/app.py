@@ -29,6 +29,21 @@ from opsloop.platform import Platform
 log = logging.getLogger("opsloop.api")
 
 
+async def _serve_models(platform: Platform) -> None:
+    """Model gateway housekeeping: watch aliases once something was served; close windows."""
+    started = False
+    while True:
+        await asyncio.sleep(5.0)
+        if platform._serving is not None and not started:
+            await asyncio.to_thread(platform.serving.start, load=False)
+            started = True
+        if platform._monitoring is not None:
+            try:
+                await asyncio.to_thread(platform.monitoring.tick)
+            except Exception:
+                log.exception("model monitoring tick failed")
+
+
 def create_app(platform: Platform, background: bool = True) -> FastAPI:
     """Build the app around an opened :class:`Platform`.
 
@@ -64,6 +79,7 @@ def create_app(platform: Platform, background: bool = True) -> FastAPI:
             # marks runs a crash left `running` as interrupted, then fires schedules
             await asyncio.to_thread(platform.pipelines.start_schedules)
             await asyncio.to_thread(platform.detector_models.start)
+            tasks.append(asyncio.create_task(_serve_models(platform)))
         try:
             yield
         finally:
@@ -93,6 +109,21 @@ def create_app(platform: Platform, background: bool = True) -> FastAPI:
     app.include_router(runbooks.router)
     app.include_router(pipelines.router)
     app.include_router(models.router)
+    from fastapi import Depends
+
+    from opsloop.api.auth import require
+    from opsloop.learn.serving.app import create_router as serving_router
+    from opsloop.roles import Role
+
+    app.include_router(
+        serving_router(
+            lambda: platform.serving,
+            predict=[Depends(require(Role.operator))],
+            read=[Depends(require(Role.viewer))],
+            manage=[Depends(require(Role.operator))],
+            metrics_path="/metrics",
+        )
+    )
 
     from opsloop.web.pages import mount_dashboard
 
