@@ -23,6 +23,32 @@ STEP = 300.0
 OUT = Path(__file__).resolve().parent / "results" / "forecast.md"
 COMMAND = ".venv/bin/python benchmarks/forecast.py"
 
+INTERVAL_NOTES = [
+    "How the interval is made (`TrendForecaster`, split conformal on its own record): every",
+    "h / 12 it forecasts h = 1 h, 4 h and 16 h ahead; when the series gets there the error is",
+    "kept (the last 120 per horizon, issued within the regression's memory tau = 3 days);",
+    "forecasts spanning a clean-up reset are dropped (the ETA is the crossing if the series",
+    "goes on as it is). `E[e(h)^2] = sd_l^2 + sd_b^2 h^2` is fitted to the horizons' mean",
+    "squared errors; the band h ahead is the wider of the forecast plus the conformal 90 %",
+    "bounds of e / sd(h) times sd(h), and the regression's own -+1.645 standard errors; the",
+    "interval runs from the crossing of its upper edge to that of its lower edge. The point",
+    "estimate is unchanged (the table above is identical to the previous version's).",
+    "",
+    "What was tried, and on what. The previous interval (the regression's slope +- 1.645",
+    "standard errors, residuals taken as independent) covered 48 % on this set (seed 7). The",
+    "first calibrated version (normalised errors at 3 h / 12 h / 2 days, conformal bounds of",
+    "the nearest horizon) covered 73 % on it. Then, looking at seeds 100 and 101: 2-day",
+    "forecasts rarely survive clean-ups (every ~2.5 days), so the horizons became 1 h / 4 h /",
+    "16 h with the error model above (seed 100: 80 %); with a guard removed it reached 93 % /",
+    "91 % there and 94 % on this set, but only because the warm-up's large errors stayed in",
+    "the record: 44 % of upper ends open, a median width of 4x the ETA, and open-ended on clean",
+    "series. With the tau age limit, 71 % / 70 % (seeds 100 / 101) at 0.18x; taking the wider",
+    "of that and the regression's own band, 77 % / 76 % at 0.19x. That last version is the one",
+    "above, run once on this set. It still under-covers, most after a recent clean-up (the",
+    "record since the reset is short) and on the late side (likely the ETA's aim at the",
+    "estimated daily peak); widening it further would be tuning to this set.",
+]
+
 
 def make_series(rng: np.random.Generator) -> dict:
     days = rng.uniform(5, 12)
@@ -135,11 +161,22 @@ def main(argv: list[str] | None = None) -> int:
     lo = np.array([r["ours_lo"] for r in rows])
     hi = np.array([r["ours_hi"] for r in rows])
     cover = float(np.mean((lo <= truth) & (truth <= hi)))
+    early = float(np.mean(truth < lo))
+    late = float(np.mean(truth > hi))
+    open_end = float(np.mean(~np.isfinite(hi)))
+    with np.errstate(invalid="ignore"):
+        width = np.where(np.isfinite(hi), (hi - lo) / truth, np.inf)
+    cut = np.array([r["recent_cut"] for r in rows])
+    cover_cut = float(np.mean(((lo <= truth) & (truth <= hi))[cut])) if cut.any() else math.nan
     lines += [
         "",
         f"Coverage of TrendForecaster's nominal 90 % ETA interval: {100 * cover:.0f} % "
-        f"({len(rows)} series).",
+        f"({len(rows)} series; truth before the interval {100 * early:.0f} %, after it"
+        f" {100 * late:.0f} %; {100 * cover_cut:.0f} % on the series with a clean-up in the"
+        f" last 24 h). Median width {np.median(width):.2f} x the true ETA; upper end open"
+        f" ('may never cross') on {100 * open_end:.0f} %.",
         "",
+        *INTERVAL_NOTES,
     ]
     text = "\n".join(lines)
     args.out.parent.mkdir(parents=True, exist_ok=True)

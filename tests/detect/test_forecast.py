@@ -95,3 +95,58 @@ def test_forecaster_round_trip():
         f.update(t, x)
         g.update(t, x)
     assert f.time_to_threshold(100.0) == g.time_to_threshold(100.0)
+
+
+def test_conformal_bounds_ranks():
+    errors = [float(i) for i in range(1, 20)]  # n = 19: ranks floor(20 * 0.05) = 1, 19
+    assert forecast.conformal_bounds(errors) == (1.0, 19.0)
+    assert forecast.conformal_bounds(errors[:10]) == (-math.inf, math.inf)
+
+
+def test_interval_is_calibrated_on_its_own_errors():
+    f = TrendForecaster()
+    assert f.error_model() is None
+    pts = _disk(4, 4.0 / DAY, 2.0, seed=5)
+    for t, x in pts:
+        f.update(t, x)
+    fit = f.error_model()
+    assert fit is not None
+    sd_l, sd_b, r_lo, r_hi = fit
+    assert sd_l >= 0.0 and sd_b >= 0.0 and r_lo < 0.0 < r_hi
+    # the band at 1 h ahead is of the order of the noise (0.3) and level error, not wider
+    mean, lo, hi = f.forecast(f.t_last + 3600.0)
+    assert lo < mean < hi and hi - lo < 5.0
+    eta = f.time_to_threshold(100.0)
+    assert eta.low <= eta.seconds <= eta.high
+
+
+def test_interval_covers_the_truth_on_most_synthetic_series():
+    # 40 clean disk series: the previous (uncalibrated) interval covered 25, this one 31
+    covered, widths = 0, []
+    for seed in range(40):
+        rng = random.Random(100 + seed)
+        rate, days, amp = rng.uniform(3.0, 8.0) / DAY, rng.uniform(4, 7), rng.uniform(0.0, 2.0)
+        f = TrendForecaster()
+        pts = _disk(days, rate, amp, seed=200 + seed)
+        for t, x in pts:
+            f.update(t, x)
+        t_end = t = pts[-1][0]
+        while 20.0 + rate * t + amp * math.sin(2 * math.pi * t / DAY) < 100.0:
+            t += 60.0  # the noiseless signal's first crossing
+        eta = f.time_to_threshold(100.0)
+        covered += eta.low <= t - t_end <= eta.high
+        widths.append((eta.high - eta.low) / (t - t_end))
+    assert covered >= 28  # nominal 90 %
+    assert sorted(widths)[20] < 0.25  # and it stays narrow on clean series
+
+
+def test_snapshots_without_the_calibration_record_still_load():
+    f = TrendForecaster()
+    for t, x in _disk(3, 2.0 / DAY, 1.0, seed=6):
+        f.update(t, x)
+    d = json.loads(json.dumps(f.to_dict()))
+    for key in ("pending", "next_issue", "errors"):
+        del d[key]
+    g = TrendForecaster.from_dict(d)
+    assert g.error_model() is None  # starts a fresh record
+    assert g.time_to_threshold(100.0).seconds == f.time_to_threshold(100.0).seconds

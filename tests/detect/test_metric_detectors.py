@@ -217,3 +217,133 @@ def test_alpha_spending_makes_late_alarms_rarer():
     _run(spent, pts)
     t, x = 6000 * STEP, 54.0
     assert spent.calibrated_score(t, x) <= early.calibrated_score(t, x)
+
+
+def _messy_series(n: int, seed: int) -> tuple[list[float], list[float]]:
+    """Daily cycle, spikes, a level shift, a flat stretch, NaN/inf values and timestamps."""
+    rng = random.Random(seed)
+    ts, xs = [], []
+    t = 1_400_000_000.0
+    for i in range(n):
+        t += STEP if rng.random() > 0.05 else STEP * rng.choice([0.5, 3.0, -2.0])
+        x = 50.0 + 10.0 * math.sin(2 * math.pi * t / 86400.0) + rng.gauss(0, 1.0)
+        x += 30.0 if rng.random() < 0.005 else 0.0
+        x += 20.0 if i > n // 2 else 0.0
+        if n // 3 < i < n // 3 + 60:
+            x = 42.0
+        r = rng.random()
+        if r < 0.01:
+            x = math.nan
+        elif r < 0.015:
+            x = math.inf
+        elif r < 0.02:
+            ts.append(math.nan)
+            xs.append(x)
+            continue
+        ts.append(t)
+        xs.append(x)
+    return ts, xs
+
+
+def _stream(det: DefaultMetricDetector, ts, xs) -> tuple[list[float], list[bool]]:
+    scores, alarms = [], []
+    for t, x in zip(ts, xs, strict=True):
+        scores.append(det.score_one(t, x))
+        det.learn_one(t, x)
+        alarms.append(det.last_alarm)
+    return scores, alarms
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_score_many_is_bit_identical_to_streaming(seed):
+    ts, xs = _messy_series(4000, seed)
+    stream = DefaultMetricDetector()
+    expected, alarms = _stream(stream, ts, xs)
+    assert any(alarms)
+    batch = DefaultMetricDetector()
+    got = []
+    for a, b in [(0, 7), (7, 300), (300, 2500), (2500, 2501), (2501, 4000)]:
+        got += batch.score_many(xs[a:b], ts[a:b])
+        assert batch.last_alarm == alarms[b - 1]
+    assert got == expected  # exact: the same doubles, not approximately
+    assert json.dumps(batch.to_dict()) == json.dumps(stream.to_dict())
+
+
+def test_score_many_mixes_with_streaming_and_snapshots():
+    ts, xs = _messy_series(3000, seed=3)
+    expected, _ = _stream(DefaultMetricDetector(spend=0.0, refractory=5), ts, xs)
+    det = DefaultMetricDetector(spend=0.0, refractory=5)
+    got = det.score_many(xs[:1000], ts[:1000])
+    det = DefaultMetricDetector.from_dict(json.loads(json.dumps(det.to_dict())))
+    got += _stream(det, ts[1000:1010], xs[1000:1010])[0]
+    det = DefaultMetricDetector.from_dict(json.loads(json.dumps(det.to_dict())))
+    got += det.score_many(xs[1010:], ts[1010:])
+    assert got == expected
+
+
+def test_score_many_edge_cases():
+    det = DefaultMetricDetector()
+    assert det.score_many([], []) == []
+    assert det.score_many([1.0, math.nan], [0.0, 60.0]) == [0.0, 0.0]
+    with pytest.raises(ValueError):
+        det.score_many([1.0], [])
+    # constant timestamps: the sampling interval is never known, every point streams
+    flat = DefaultMetricDetector()
+    same = DefaultMetricDetector()
+    xs = [float(i % 5) for i in range(200)]
+    assert flat.score_many(xs, [0.0] * 200) == _stream(same, [0.0] * 200, xs)[0]
+
+
+@pytest.mark.parametrize(
+    ("window", "memory", "level", "chunk", "loop_sums"),
+    [(16, 1000, 0.0, 4096, False), (8, 100, 0.5, 37, False), (4, 9, 0.0, 5, True)],
+)
+def test_shape_score_many_is_bit_identical_to_streaming(
+    monkeypatch, window, memory, level, chunk, loop_sums
+):
+    monkeypatch.setattr(shape, "_CHUNK", chunk)
+    if loop_sums:  # the streaming sums of Python versions whose sum() compensates
+        monkeypatch.setattr(shape, "_PLAIN_SUM", False)
+    xs = [1.0] * 40 + _shape_stream(1500, seed=14)  # a constant start: spread 0, no windows
+    xs[700] = math.nan
+    xs[900:960] = [0.0] * 60
+    a = ShapeNovelty(window, memory, level=level)
+    expected = []
+    for x in xs:
+        expected.append(a.score(x))
+        a.update(x)
+    b = ShapeNovelty(window, memory, level=level)
+    got = b.score_many(xs[:800])
+    b = ShapeNovelty.from_dict(json.loads(json.dumps(b.to_dict())))
+    got += b.score_many(xs[800:])
+    assert len(got) == len(expected)
+    assert all(
+        g == e or (math.isnan(g) and math.isnan(e)) for g, e in zip(got, expected, strict=True)
+    )
+    assert b.to_dict() == a.to_dict()
+
+
+def test_shape_vectors_are_on_the_grid_and_distances_exact():
+    s = ShapeNovelty(window=16, memory=200)
+    for x in _shape_stream(600, seed=15):
+        s.update(x)
+    bank = s.bank[: min(s.count, s.memory)]
+    assert (bank * shape.GRID == (bank * shape.GRID).round()).all()
+    # every dot product is exact, so the order of summation does not matter
+    v = bank[-1]
+    by_blas = bank @ v
+    by_python = [
+        math.fsum(float(a) * float(b) for a, b in zip(row, v, strict=True)) for row in bank
+    ]
+    assert by_blas.tolist() == by_python
+
+
+def test_old_shape_snapshot_is_rounded_to_the_grid():
+    s = ShapeNovelty(window=8, memory=64)
+    for x in _shape_stream(300, seed=16):
+        s.update(x)
+    d = s.to_dict()
+    d["bank"] = [[v + 1e-9 for v in row] for row in d["bank"]]  # as an older version stored
+    old = ShapeNovelty.from_dict(d)
+    assert old.to_dict()["bank"] == s.to_dict()["bank"]
+    assert old.score(0.3) == s.score(0.3)

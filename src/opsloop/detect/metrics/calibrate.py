@@ -7,7 +7,24 @@ from typing import Any
 
 from opsloop.detect.metrics.quantile import P2Quantile
 
-__all__ = ["TailCalibrator"]
+__all__ = ["TailCalibrator", "gpd_pvalue"]
+
+
+def gpd_pvalue(a: float, u: float, tail: float, m: float, v: float) -> float:
+    """``tail (1 + xi (a - u) / sigma)^(-1 / xi)``: the fitted tail above ``u`` (``a > u``).
+
+    ``xi`` and ``sigma`` by the method of moments from the exceedances' mean ``m`` and variance
+    ``v`` (see :class:`TailCalibrator`); ``xi < 1e-6`` is the exponential limit.
+    """
+    if v <= 0.0 or m <= 0.0:
+        xi, sigma = 0.0, max(m, 1e-12)
+    else:
+        r = m * m / v
+        xi = min(max(0.5 * (1.0 - r), 0.0), 0.5)
+        sigma = max(0.5 * m * (r + 1.0) if xi > 0.0 else m, 1e-12)
+    y = (a - u) / sigma
+    logp = -y if xi < 1e-6 else -math.log1p(xi * y) / xi
+    return max(tail * math.exp(logp), 1e-300)
 
 
 class TailCalibrator:
@@ -63,15 +80,6 @@ class TailCalibrator:
         self.mean = 0.0
         self.var = 0.0
 
-    def _shape_scale(self) -> tuple[float, float]:
-        m, v = self.mean, self.var
-        if v <= 0.0 or m <= 0.0:
-            return 0.0, max(m, 1e-12)
-        r = m * m / v
-        xi = min(max(0.5 * (1.0 - r), 0.0), 0.5)
-        sigma = 0.5 * m * (r + 1.0) if xi > 0.0 else m
-        return xi, max(sigma, 1e-12)
-
     def pvalue(self, a: float) -> float:
         """Estimated ``P(A >= a)`` in ``(0, 1]``."""
         if not math.isfinite(a) or self.ne < self.min_exceedances:
@@ -82,10 +90,7 @@ class TailCalibrator:
             if a <= med or u <= med:
                 return 1.0 if a <= med else tail
             return 0.5 + (tail - 0.5) * (a - med) / (u - med)
-        xi, sigma = self._shape_scale()
-        y = (a - u) / sigma
-        logp = -y if xi < 1e-6 else -math.log1p(xi * y) / xi
-        return max(tail * math.exp(logp), 1e-300)
+        return gpd_pvalue(a, u, tail, self.mean, self.var)
 
     def update(self, a: float) -> None:
         """Learn one value of the statistic (non-finite ignored)."""

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
 from opsloop.detect.metrics.alarm import EdgeAlarm
-from opsloop.detect.metrics.calibrate import TailCalibrator
+from opsloop.detect.metrics.calibrate import TailCalibrator, gpd_pvalue
+from opsloop.detect.metrics.ewm import MAD_TO_SIGMA
 from opsloop.detect.metrics.seasonal import DAY, WEEK, SeasonalModel
 from opsloop.detect.metrics.shape import ShapeNovelty
 
@@ -14,6 +16,8 @@ __all__ = ["DefaultMetricDetector"]
 
 _PERIODS: tuple[tuple[str, float, int], ...] = (("day", DAY, 288), ("week", WEEK, 336))
 _N_VIEWS = 4
+_LAM1, _LAM2 = 0.1, 0.05
+_A2_SCALE = math.sqrt(_LAM1 / (2 - _LAM1))
 
 
 class DefaultMetricDetector:
@@ -45,7 +49,8 @@ class DefaultMetricDetector:
     one high score, whatever threshold a consumer applies. Alarms (``last_alarm``) are a second,
     stricter :class:`EdgeAlarm` at ``1 - p >= 1 - alarm_p``.
 
-    Non-finite ``t`` or ``x`` score 0 and are not learned.
+    Non-finite ``t`` or ``x`` score 0 and are not learned. :meth:`score_many` scores a whole
+    batch with the same recurrence, bit for bit, several times faster.
 
     >>> import math
     >>> d = DefaultMetricDetector()
@@ -109,12 +114,9 @@ class DefaultMetricDetector:
         else:
             s = max(m.spread, 1e-9 * (abs(m.level) + 1.0), 1e-12)
             z = min(max(m.residual(t, x) / s, -1e6), 1e6)
-        lam1, lam2 = 0.1, 0.05
-        e1 = (1 - lam1) * self.ewma_z + lam1 * z
-        e2 = (1 - lam2) * self.ewma_z2 + lam2 * z * z
-        a1 = abs(z)
-        a2 = abs(e1) / math.sqrt(lam1 / (2 - lam1))
-        return z, a1, a2, e2
+        e1 = (1 - _LAM1) * self.ewma_z + _LAM1 * z
+        e2 = (1 - _LAM2) * self.ewma_z2 + _LAM2 * z * z
+        return z, abs(z), abs(e1) / _A2_SCALE, e2
 
     def _views(self, t: float, x: float) -> tuple[float, tuple[float, ...]]:
         # score_one and learn_one ask for the same point's views up to three times; the
@@ -206,6 +208,410 @@ class DefaultMetricDetector:
         self.t_last = t
         self.n += 1
         self._select(t)
+
+    def score_many(self, values: Sequence[float], timestamps: Sequence[float]) -> list[float]:
+        """``score_one`` then ``learn_one`` for each point in turn; the list of scores.
+
+        The same causal recurrence as the per-point calls and the same floating-point
+        operations in the same order, so the scores and the final state are identical bit for
+        bit (``last_alarm`` is that of the last point). Faster: non-finite points are dropped
+        up front (they score 0 and change nothing), the shape view of every point comes from
+        :meth:`ShapeNovelty.score_many` (blocked matrix products), and once the sampling
+        interval is known (about 10 points) the rest runs as one loop over local variables.
+        About 5x the per-point rate on NAB; limit BLAS to one thread on a busy host (the
+        matrix products are small: threads mostly wait on each other).
+        """
+        ts = [float(t) for t in timestamps]
+        xs = [float(x) for x in values]
+        if len(ts) != len(xs):
+            raise ValueError("values and timestamps differ in length")
+        out = [0.0] * len(xs)
+        isfinite = math.isfinite
+        idx = [i for i in range(len(xs)) if isfinite(ts[i]) and isfinite(xs[i])]
+        k = 0
+        while k < len(idx) and not self._warm():
+            i = idx[k]
+            out[i] = self.score_one(ts[i], xs[i])
+            self.learn_one(ts[i], xs[i])
+            k += 1
+        if k < len(idx):
+            self._run_warm(idx[k:], ts, xs, out)
+        return out
+
+    def _warm(self) -> bool:
+        """Whether the state allows :meth:`_run_warm` (the steady-state loop)."""
+        if math.isnan(self.dt) or self.gaps:
+            return False
+        models = self.models
+        if set(models) - {"none", "day", "week"} or models["none"].profile is not None:
+            return False
+        return all(m.n >= 1 for m in models.values()) and all(
+            models[p].profile is not None for p in ("day", "week") if p in models
+        )
+
+    def _run_warm(self, idx: list[int], ts: list[float], xs: list[float], out: list[float]) -> None:
+        """The steady-state recurrence over points ``idx``, all state in local variables.
+
+        Line for line the arithmetic of ``calibrated_score``, ``score_one`` and ``learn_one``
+        with ``SeasonalModel.update``, ``TailCalibrator.pvalue``/``update``, ``EdgeAlarm`` and
+        ``_select`` inlined; ``min``/``max`` calls are written as the comparisons they make
+        (``max(a, b)`` is ``b if b > a else a``), so every result is the same double.
+        """
+        tv = [ts[i] for i in idx]
+        xv = [xs[i] for i in idx]
+        a4s = self.shape.score_many(xv)
+        fmod, floor, gpd = math.fmod, math.floor, gpd_pvalue
+        n, spend, t0 = self.n, self.spend, self.t0
+        ez, ez2 = self.ewma_z, self.ewma_z2
+        # models: "none" (no season), then optional "day" and "week"
+        m0 = self.models["none"]
+        l0, r0, s0, e0, n0 = m0.level, m0.trend, m0.spread, m0.err, m0.n
+        al0, be0, ph0, de0, et0, k0 = m0.alpha, m0.beta, m0.phi, m0.delta, m0.eta, m0.k
+        dp0 = ph0 * (1.0 - ph0**1.0) / (1.0 - ph0) if ph0 < 1 else 1.0
+        m1 = self.models.get("day")
+        has1 = m1 is not None
+        m2 = self.models.get("week")
+        has2 = m2 is not None
+        l1 = r1 = s1 = e1 = tf1 = al1 = be1 = ph1 = de1 = et1 = k1 = dp1 = P1 = g1 = 0.0
+        l2 = r2 = s2 = e2 = tf2 = al2 = be2 = ph2 = de2 = et2 = k2 = dp2 = P2 = g2 = 0.0
+        n1 = B1 = n2 = B2 = 0
+        S1: list[float] = []
+        C1: list[float] = []
+        S2: list[float] = []
+        C2: list[float] = []
+        if m1 is not None and m1.profile is not None:
+            l1, r1, s1, e1, n1, tf1 = m1.level, m1.trend, m1.spread, m1.err, m1.n, m1.t_first
+            al1, be1, ph1, de1, et1, k1 = m1.alpha, m1.beta, m1.phi, m1.delta, m1.eta, m1.k
+            dp1 = ph1 * (1.0 - ph1**1.0) / (1.0 - ph1) if ph1 < 1 else 1.0
+            pr = m1.profile
+            P1, B1, g1, S1, C1 = pr.period, pr.bins, pr.gamma, pr.s, pr.count
+        if m2 is not None and m2.profile is not None:
+            l2, r2, s2, e2, n2, tf2 = m2.level, m2.trend, m2.spread, m2.err, m2.n, m2.t_first
+            al2, be2, ph2, de2, et2, k2 = m2.alpha, m2.beta, m2.phi, m2.delta, m2.eta, m2.k
+            dp2 = ph2 * (1.0 - ph2**1.0) / (1.0 - ph2) if ph2 < 1 else 1.0
+            pr = m2.profile
+            P2, B2, g2, S2, C2 = pr.period, pr.bins, pr.gamma, pr.s, pr.count
+        sel1, sel2 = 2 * _PERIODS[0][1], 2 * _PERIODS[1][1]
+        active = ("none", "day", "week").index(self.active)
+        # calibrators (through their own update() while any is in its P-square start)
+        ca, cb, cc, cd = self.calibrators
+        ua, ma, da, na, nea, mea, va = ca.u, ca.med, ca.d, ca.n, ca.ne, ca.mean, ca.var
+        ub, mb, db, nb, neb, meb, vb = cb.u, cb.med, cb.d, cb.n, cb.ne, cb.mean, cb.var
+        uc, mc, dc, nc, nec, mec, vc = cc.u, cc.med, cc.d, cc.n, cc.ne, cc.mean, cc.var
+        ud, mdn, dd, nd, ned, med, vd = cd.u, cd.med, cd.d, cd.n, cd.ne, cd.mean, cd.var
+        ta, tb, tc, td = 1.0 - ca.q, 1.0 - cb.q, 1.0 - cc.q, 1.0 - cd.q
+        upa, upb, upc, upd = 1.0 - ta, 1.0 - tb, 1.0 - tc, 1.0 - td
+        dna, dnb, dnc, dnd = 0.0 - ta, 0.0 - tb, 0.0 - tc, 0.0 - td
+        ra, rb, rc, rd = ca.rho, cb.rho, cc.rho, cd.rho
+        lma, lmb, lmc, lmd = ca.lam, cb.lam, cc.lam, cd.lam
+        xa, xb, xc = ca.min_exceedances, cb.min_exceedances, cc.min_exceedances
+        xd = cd.min_exceedances
+        cals = self.calibrators
+        warmup, half = self.warmup, self.warmup // 2
+        early = n < half or any(c.p2_upper is not None for c in cals)
+        # gate and alarm
+        G, A = self.gate, self.alarm
+        g_arm, g_since, g_quiet = G.armed, G.since, G.quiet
+        g_on, g_off, g_ref, g_clr, g_damp = G.on, G.off, G.refractory, G.clear, G.damp
+        a_arm, a_since, a_quiet = A.armed, A.since, A.quiet
+        a_on, a_off, a_ref, a_clr = A.on, A.off, A.refractory, A.clear
+        fired = self.last_alarm
+        t = self.t_last
+        q1 = q1b = q2 = q2b = 0
+        f1 = h1 = f2 = h2 = y1 = y2 = 0.0
+        for i, t, x, v4 in zip(idx, tv, xv, a4s, strict=True):
+            # one-step residuals of every model (state before x)
+            y0 = x - (l0 + dp0 * r0 + 0.0)
+            if has1:
+                ph = B1 * fmod(t, P1) / P1
+                if ph < 0:
+                    ph += B1
+                q1 = floor(ph)
+                f1 = ph - q1
+                q1 %= B1
+                q1b = (q1 + 1) % B1
+                h1 = 1.0 - f1
+                y1 = x - (l1 + dp1 * r1 + (h1 * S1[q1] + f1 * S1[q1b]))
+            if has2:
+                ph = B2 * fmod(t, P2) / P2
+                if ph < 0:
+                    ph += B2
+                q2 = floor(ph)
+                f2 = ph - q2
+                q2 %= B2
+                q2b = (q2 + 1) % B2
+                h2 = 1.0 - f2
+                y2 = x - (l2 + dp2 * r2 + (h2 * S2[q2] + f2 * S2[q2b]))
+            # standardised residual of the active model: the views
+            if active == 0:
+                mn, ms, ml, y = n0, s0, l0, y0
+            elif active == 1:
+                mn, ms, ml, y = n1, s1, l1, y1
+            else:
+                mn, ms, ml, y = n2, s2, l2, y2
+            if mn < 10:
+                z = 0.0
+            else:
+                w = 1e-9 * (abs(ml) + 1.0)
+                if w > ms:
+                    ms = w
+                if ms < 1e-12:
+                    ms = 1e-12
+                z = y / ms
+                if z < -1e6:
+                    z = -1e6
+                if z > 1e6:
+                    z = 1e6
+            ez = 0.9 * ez + 0.1 * z
+            ez2 = 0.95 * ez2 + 0.05 * z * z
+            v1 = abs(z)
+            v2 = abs(ez) / _A2_SCALE
+            v3 = ez2
+            # p-value: smallest of the four calibrated views
+            p = 1.0
+            if n >= warmup:  # (calibrated_score is 0 before)
+                if nea >= xa:
+                    if v1 > ua:
+                        w = gpd(v1, ua, ta, mea, va)
+                        if w < p:
+                            p = w
+                    elif v1 > ma:
+                        w = ta if ua <= ma else 0.5 + (ta - 0.5) * (v1 - ma) / (ua - ma)
+                        if w < p:
+                            p = w
+                if neb >= xb:
+                    if v2 > ub:
+                        w = gpd(v2, ub, tb, meb, vb)
+                        if w < p:
+                            p = w
+                    elif v2 > mb:
+                        w = tb if ub <= mb else 0.5 + (tb - 0.5) * (v2 - mb) / (ub - mb)
+                        if w < p:
+                            p = w
+                if nec >= xc:
+                    if v3 > uc:
+                        w = gpd(v3, uc, tc, mec, vc)
+                        if w < p:
+                            p = w
+                    elif v3 > mc:
+                        w = tc if uc <= mc else 0.5 + (tc - 0.5) * (v3 - mc) / (uc - mc)
+                        if w < p:
+                            p = w
+                if ned >= xd and v4 == v4:
+                    if v4 > ud:
+                        w = gpd(v4, ud, td, med, vd)
+                        if w < p:
+                            p = w
+                    elif v4 > mdn:
+                        w = td if ud <= mdn else 0.5 + (td - 0.5) * (v4 - mdn) / (ud - mdn)
+                        if w < p:
+                            p = w
+            if p < 1.0:  # Bonferroni, then alpha spending (p = 1 stays 1: score 0)
+                p = _N_VIEWS * p
+                if not p < 1.0:
+                    p = 1.0
+                if spend > 0.0:
+                    w = n / spend
+                    p = p * w if w > 1.0 else p * 1.0
+                    if not p < 1.0:
+                        p = 1.0
+                score = 1.0 - p
+            else:
+                score = 0.0
+            # gate (the emitted score) and alarm
+            if g_arm:
+                out[i] = score
+                if score >= g_on:
+                    g_arm, g_since, g_quiet = False, 0, 0
+            else:
+                out[i] = g_damp * score
+                g_since += 1
+                g_quiet = g_quiet + 1 if score < g_off else 0
+                if g_since >= g_ref and g_quiet >= g_clr:
+                    g_arm = True
+            fired = False
+            if a_arm:
+                if score >= a_on:
+                    a_arm, a_since, a_quiet, fired = False, 0, 0, True
+            else:
+                a_since += 1
+                a_quiet = a_quiet + 1 if score < a_off else 0
+                if a_since >= a_ref and a_quiet >= a_clr:
+                    a_arm = True
+            # calibrators learn the views (through their own update() until all are past the
+            # P-square start)
+            if early:
+                if n >= half:
+                    ca.u, ca.med, ca.d, ca.n, ca.ne, ca.mean, ca.var = ua, ma, da, na, nea, mea, va
+                    cb.u, cb.med, cb.d, cb.n, cb.ne, cb.mean, cb.var = ub, mb, db, nb, neb, meb, vb
+                    cc.u, cc.med, cc.d, cc.n, cc.ne, cc.mean, cc.var = uc, mc, dc, nc, nec, mec, vc
+                    cd.u, cd.med, cd.d, cd.n, cd.ne, cd.mean, cd.var = ud, mdn, dd, nd, ned, med, vd
+                    ca.update(v1)
+                    cb.update(v2)
+                    cc.update(v3)
+                    cd.update(v4)
+                    ua, ma, da, na, nea, mea, va = ca.u, ca.med, ca.d, ca.n, ca.ne, ca.mean, ca.var
+                    ub, mb, db, nb, neb, meb, vb = cb.u, cb.med, cb.d, cb.n, cb.ne, cb.mean, cb.var
+                    uc, mc, dc, nc, nec, mec, vc = cc.u, cc.med, cc.d, cc.n, cc.ne, cc.mean, cc.var
+                    ud, mdn, dd, nd, ned, med, vd = cd.u, cd.med, cd.d, cd.n, cd.ne, cd.mean, cd.var
+                    early = any(c.p2_upper is not None for c in cals)
+            else:
+                na += 1
+                ua += ra * da * (upa if v1 > ua else dna)
+                ma += ra * da * (0.5 if v1 > ma else -0.5)
+                da = da + 0.01 * (abs(v1 - ua) - da)
+                if v1 > ua:
+                    nea += 1
+                    w = 1.0 / nea
+                    if not w > lma:
+                        w = lma
+                    y = v1 - ua - mea
+                    mea += w * y
+                    va = (1.0 - w) * (va + w * y * y)
+                nb += 1
+                ub += rb * db * (upb if v2 > ub else dnb)
+                mb += rb * db * (0.5 if v2 > mb else -0.5)
+                db = db + 0.01 * (abs(v2 - ub) - db)
+                if v2 > ub:
+                    neb += 1
+                    w = 1.0 / neb
+                    if not w > lmb:
+                        w = lmb
+                    y = v2 - ub - meb
+                    meb += w * y
+                    vb = (1.0 - w) * (vb + w * y * y)
+                nc += 1
+                uc += rc * dc * (upc if v3 > uc else dnc)
+                mc += rc * dc * (0.5 if v3 > mc else -0.5)
+                dc = dc + 0.01 * (abs(v3 - uc) - dc)
+                if v3 > uc:
+                    nec += 1
+                    w = 1.0 / nec
+                    if not w > lmc:
+                        w = lmc
+                    y = v3 - uc - mec
+                    mec += w * y
+                    vc = (1.0 - w) * (vc + w * y * y)
+                if v4 == v4:
+                    nd += 1
+                    ud += rd * dd * (upd if v4 > ud else dnd)
+                    mdn += rd * dd * (0.5 if v4 > mdn else -0.5)
+                    dd = dd + 0.01 * (abs(v4 - ud) - dd)
+                    if v4 > ud:
+                        ned += 1
+                        w = 1.0 / ned
+                        if not w > lmd:
+                            w = lmd
+                        y = v4 - ud - med
+                        med += w * y
+                        vd = (1.0 - w) * (vd + w * y * y)
+            # models learn x (SeasonalModel.update)
+            n0 += 1
+            c = y0
+            if s0 > 0.0 and n0 > 3:
+                w = k0 * s0
+                if c > w:
+                    c = w
+                elif c < -w:
+                    c = -w
+            a = 1.0 / n0
+            if not a > al0:
+                a = al0
+            l0 += ph0 * r0 + a * c
+            r0 = ph0 * r0 + a * be0 * c
+            a = 1.0 / (n0 - 1)
+            w = a if a > de0 else de0
+            s0 = (1.0 - w) * s0 + w * MAD_TO_SIGMA * abs(c)
+            w = a if a > et0 else et0
+            e0 = (1.0 - w) * e0 + w * abs(y0)
+            if has1:
+                n1 += 1
+                c = y1
+                if s1 > 0.0 and n1 > 3:
+                    w = k1 * s1
+                    if c > w:
+                        c = w
+                    elif c < -w:
+                        c = -w
+                a = 1.0 / n1
+                if not a > al1:
+                    a = al1
+                if t - tf1 < P1:
+                    a = 0.0
+                l1 += ph1 * r1 + a * c
+                r1 = ph1 * r1 + a * be1 * c
+                y = (1.0 - a) * (y1 if h1 * C1[q1] + f1 * C1[q1b] < 1.0 else c)
+                if h1 > 0.0:
+                    C1[q1] += h1
+                    w = h1 / C1[q1]
+                    S1[q1] += (w if w > g1 else g1) * h1 * y
+                if f1 > 0.0:
+                    C1[q1b] += f1
+                    w = f1 / C1[q1b]
+                    S1[q1b] += (w if w > g1 else g1) * f1 * y
+                a = 1.0 / (n1 - 1)
+                w = a if a > de1 else de1
+                s1 = (1.0 - w) * s1 + w * MAD_TO_SIGMA * abs(c)
+                w = a if a > et1 else et1
+                e1 = (1.0 - w) * e1 + w * abs(y1)
+            if has2:
+                n2 += 1
+                c = y2
+                if s2 > 0.0 and n2 > 3:
+                    w = k2 * s2
+                    if c > w:
+                        c = w
+                    elif c < -w:
+                        c = -w
+                a = 1.0 / n2
+                if not a > al2:
+                    a = al2
+                if t - tf2 < P2:
+                    a = 0.0
+                l2 += ph2 * r2 + a * c
+                r2 = ph2 * r2 + a * be2 * c
+                y = (1.0 - a) * (y2 if h2 * C2[q2] + f2 * C2[q2b] < 1.0 else c)
+                if h2 > 0.0:
+                    C2[q2] += h2
+                    w = h2 / C2[q2]
+                    S2[q2] += (w if w > g2 else g2) * h2 * y
+                if f2 > 0.0:
+                    C2[q2b] += f2
+                    w = f2 / C2[q2b]
+                    S2[q2b] += (w if w > g2 else g2) * f2 * y
+                a = 1.0 / (n2 - 1)
+                w = a if a > de2 else de2
+                s2 = (1.0 - w) * s2 + w * MAD_TO_SIGMA * abs(c)
+                w = a if a > et2 else et2
+                e2 = (1.0 - w) * e2 + w * abs(y2)
+            n += 1
+            # model selection (_select)
+            best, w = 0, e0
+            if has1 and t - t0 >= sel1 and e1 * 1.05 < w:
+                best, w = 1, e1 * 1.05
+            if has2 and t - t0 >= sel2 and e2 * 1.05 < w:
+                best = 2
+            if best != active:
+                cur = e0 if active == 0 else (e1 if active == 1 else e2)
+                new = e0 if best == 0 else (e1 if best == 1 else e2)
+                if not cur * 0.9 < new:
+                    active = best
+        # write the state back
+        self.n, self.ewma_z, self.ewma_z2, self.t_last = n, ez, ez2, t
+        self.last_alarm = fired
+        self.active = ("none", "day", "week")[active]
+        m0.level, m0.trend, m0.spread, m0.err, m0.n = l0, r0, s0, e0, n0
+        if m1 is not None:
+            m1.level, m1.trend, m1.spread, m1.err, m1.n = l1, r1, s1, e1, n1
+        if m2 is not None:
+            m2.level, m2.trend, m2.spread, m2.err, m2.n = l2, r2, s2, e2, n2
+        ca.u, ca.med, ca.d, ca.n, ca.ne, ca.mean, ca.var = ua, ma, da, na, nea, mea, va
+        cb.u, cb.med, cb.d, cb.n, cb.ne, cb.mean, cb.var = ub, mb, db, nb, neb, meb, vb
+        cc.u, cc.med, cc.d, cc.n, cc.ne, cc.mean, cc.var = uc, mc, dc, nc, nec, mec, vc
+        cd.u, cd.med, cd.d, cd.n, cd.ne, cd.mean, cd.var = ud, mdn, dd, nd, ned, med, vd
+        G.armed, G.since, G.quiet = g_arm, g_since, g_quiet
+        A.armed, A.since, A.quiet = a_arm, a_since, a_quiet
+        self._memo = self._p_memo = None
 
     def update(self, t: float, x: float) -> float:
         """``score_one`` then ``learn_one``; returns the score."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -61,6 +61,40 @@ def predict_linear_eta(
     return (threshold - intercept) / slope if slope > 0 else math.inf
 
 
+#: Horizons (seconds) at which the forecaster checks its own forecasts, for its intervals.
+CAL_HORIZONS: tuple[float, ...] = (3600.0, 4 * 3600.0, 16 * 3600.0)
+#: Forecasts issued per horizon length (one every h / 12), errors kept per horizon, and the
+#: fewest errors a horizon needs before it enters the error model.
+_ISSUE_PER_HORIZON, _CAL_KEEP, _CAL_MIN = 12, 120, 12
+#: Two-sided coverage of the ETA interval.
+COVERAGE = 0.9
+#: ETAs beyond this (seconds, ~100 years) are "never".
+_MAX_ETA = 3.2e9
+
+
+def conformal_bounds(errors: Sequence[float], coverage: float = COVERAGE) -> tuple[float, float]:
+    """Split-conformal lower and upper quantiles of ``errors`` for a two-sided ``coverage``.
+
+    With ``n`` errors sorted ``e_(1) <= ... <= e_(n)`` and ``a = (1 - coverage) / 2``, the
+    bounds are ``e_(floor((n + 1) a))`` and ``e_(ceil((n + 1) (1 - a)))`` (``-inf``/``inf``
+    when the rank falls outside ``1..n``): a new exchangeable error lies between them with
+    probability at least ``coverage``.
+
+    >>> conformal_bounds([float(i) for i in range(1, 100)], 0.9)
+    (5.0, 95.0)
+    >>> conformal_bounds([1.0, 2.0], 0.9)
+    (-inf, inf)
+    """
+    e = sorted(errors)
+    n = len(e)
+    a = (1.0 - coverage) / 2.0
+    lo_rank = math.floor((n + 1) * a + 1e-9)  # (the slack absorbs rounding in a)
+    hi_rank = math.ceil((n + 1) * (1.0 - a) - 1e-9)
+    lo = e[lo_rank - 1] if lo_rank >= 1 else -math.inf
+    hi = e[hi_rank - 1] if hi_rank <= n else math.inf
+    return lo, hi
+
+
 @dataclass(frozen=True)
 class ETA:
     """Time to threshold in seconds: point estimate and an approximate 90 % interval."""
@@ -80,9 +114,24 @@ class TrendForecaster:
     drop ``r < -max(drop_k s, drop_frac |level|)``: the regression restarts at the new level and
     keeps the old slope as a prior worth ``prior_weight`` points, so growth resumes at once.
 
-    Forecast: ``x_hat(t) = a + b (t - t_c) + S(t)`` with a prediction band from the regression's
-    standard errors and ``s``. ``time_to_threshold`` solves ``a + b (t - t_c) + max S = thr``
-    (the first crossing, at the daily peak) and brackets it with the slope's 90 % interval.
+    Forecast: ``x_hat(t) = a + b (t - t_c) + S(t)``. ``time_to_threshold`` solves
+    ``a + b (t - t_c) + max S = thr`` (the first crossing, at the daily peak).
+
+    Its intervals are calibrated on the forecaster's own record on the series (split
+    conformal). Every ``h / 12`` seconds it issues a forecast for each horizon ``h`` in
+    :data:`CAL_HORIZONS` (1 h, 4 h, 16 h); when the series gets there, the error
+    ``e = x - x_hat - b (t - t_target)`` is kept, the last 120 per horizon issued within
+    ``tau`` (the record of the model as it is now, not of its warm-up). Forecasts spanning a
+    clean-up reset are dropped: the ETA is the crossing if the series goes on as it is, so
+    errors are measured on stretches without clean-ups. An error model
+    ``E[e(h)^2] = sd_l^2 + sd_b^2 h^2`` (level error, slope error growing with the horizon) is
+    fitted by least squares to the horizons' mean squared errors, and ``[r_lo, r_hi]`` are the
+    conformal 90 % bounds of ``e / sd(h)``, ``sd(h) = sqrt(sd_l^2 + sd_b^2 h^2)``. The band at
+    ``h`` ahead is the wider of ``x_hat + [r_lo, r_hi] sd(h)`` and the model's own
+    ``x_hat -+ 1.645 sqrt(s^2 pi / 2 + var_b h^2)`` (residual spread, regression slope
+    variance; alone until two horizons have 12 errors each). The ETA interval runs from the
+    first crossing of the band's upper edge to the first crossing of its lower edge (``inf``
+    when the lower edge never gets there).
 
     >>> f = TrendForecaster()
     >>> for i in range(3 * 288):  # three days, 5-minute samples, +10 per day
@@ -109,6 +158,11 @@ class TrendForecaster:
         self.spread = 0.0
         self.n = 0
         self.resets = 0
+        # self-calibration: pending forecasts [target t, mean, slope], errors [issued t, e]
+        self.pending: list[list[list[float]]] = [[] for _ in CAL_HORIZONS]
+        self.next_issue = [-math.inf for _ in CAL_HORIZONS]
+        self.errors: list[list[list[float]]] = [[] for _ in CAL_HORIZONS]  # [issued, error]
+        self._fit_memo: tuple[int, tuple[float, float, float, float] | None] | None = None
 
     # -- regression --------------------------------------------------------------------------
     def _coef(self) -> tuple[float, float, float]:
@@ -173,36 +227,129 @@ class TrendForecaster:
             self.profile.update(t, (x - self.level(t)) - self.profile.value(t))
         self.t_last = t
         self.n += 1
+        self._calibrate(t, x, reset)
         return reset
 
+    def _calibrate(self, t: float, x: float, reset: bool) -> None:
+        """Score the forecasts that have come due against ``x``, then issue new ones."""
+        for k, h in enumerate(CAL_HORIZONS):
+            due = self.pending[k]
+            if reset:
+                due.clear()  # the forecasts were for the regime before the clean-up
+            errs = self.errors[k]
+            while due and due[0][0] <= t:
+                target, mean, b = due.pop(0)
+                errs.append([target - h, x - mean - b * (t - target)])
+            # the record of the model as it is now: the last 120, issued within tau
+            while errs and (len(errs) > _CAL_KEEP or errs[0][0] < t - self.tau):
+                del errs[0]
+            if self.n >= 10 and t >= self.next_issue[k]:
+                mean = self._mean(t + h)
+                if math.isfinite(mean):
+                    due.append([t + h, mean, self.slope()])
+                self.next_issue[k] = t + h / _ISSUE_PER_HORIZON
+
+    def error_model(self) -> tuple[float, float, float, float] | None:
+        """``(sd_level, sd_slope, r_lo, r_hi)`` fitted on the forecaster's own errors.
+
+        ``E[e(h)^2] = sd_level^2 + sd_slope^2 h^2`` fitted by least squares (coefficients
+        kept >= 0) to the mean squared errors of the horizons with enough of them, then
+        ``[r_lo, r_hi]`` the conformal bounds of the errors divided by that ``sd(h)``.
+        ``None`` until two horizons have their minimum of errors.
+        """
+        pts = [
+            (h * h, e) for h, e in zip(CAL_HORIZONS, self.errors, strict=True) if len(e) >= _CAL_MIN
+        ]
+        if len(pts) < 2:
+            return None
+        xs = [h2 for h2, _ in pts]
+        ys = [math.fsum(v * v for _, v in e) / len(e) for _, e in pts]
+        mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
+        sxx = sum((x - mx) ** 2 for x in xs)
+        slope_var = sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / sxx
+        level_var = my - slope_var * mx
+        if slope_var < 0.0:
+            slope_var, level_var = 0.0, my
+        elif level_var < 0.0:
+            level_var = 0.0
+            slope_var = sum(x * y for x, y in zip(xs, ys, strict=True)) / sum(x * x for x in xs)
+        if not level_var + slope_var > 0.0:
+            return None  # errors all zero
+        r = [v / math.sqrt(level_var + slope_var * h2) for h2, e in pts for _, v in e]
+        r_lo, r_hi = conformal_bounds(r)
+        return math.sqrt(level_var), math.sqrt(slope_var), r_lo, r_hi
+
+    def _offsets(self, band_only: bool = False) -> Callable[[float], tuple[float, float]]:
+        """``h -> (low, high)``: the 90 % band around the forecast ``h`` seconds ahead.
+
+        The wider of the calibrated band ``[r_lo, r_hi] sd(h)`` (when there is one) and the
+        model's own ``-+1.645 sqrt(s^2 pi / 2 + var_b h^2)``: the self-calibration may widen
+        the regression's band, never make it narrower than its standard errors. (While the
+        slope's variance is unknown the model band is infinite; ``band_only`` drops that
+        slope term instead, for a drawable band.)
+        """
+        if self._fit_memo is not None and self._fit_memo[0] == self.n:
+            fit = self._fit_memo[1]
+        else:
+            fit = self.error_model()
+            self._fit_memo = (self.n, fit)
+        _, _, var_b = self._coef()
+        level_var = self.spread**2 * math.pi / 2
+        if not math.isfinite(var_b):
+            var_b = 0.0 if band_only else math.inf
+
+        def offsets(h: float) -> tuple[float, float]:
+            sd = math.sqrt(level_var + var_b * h * h) if math.isfinite(var_b) else math.inf
+            lo, hi = -1.645 * sd, 1.645 * sd
+            if fit is not None:
+                sd_l, sd_b, r_lo, r_hi = fit
+                sd = math.sqrt(sd_l * sd_l + (sd_b * h) ** 2)
+                lo, hi = min(lo, r_lo * sd), max(hi, r_hi * sd)
+            return lo, hi
+
+        return offsets
+
+    def _mean(self, t: float) -> float:
+        """Point forecast ``a + b (t - t_c) + S(t)``."""
+        a, b, _ = self._coef()
+        return a + b * (t - self.t_c) + self.profile.value(t)
+
     def forecast(self, t: float) -> tuple[float, float, float]:
-        """``(mean, low, high)``: point forecast at ``t`` and an approximate 90 % band."""
-        a, b, var_b = self._coef()
-        mean = a + b * (t - self.t_c) + self.profile.value(t)
-        h = t - self.t_last
-        sd = math.sqrt(
-            self.spread**2 * math.pi / 2 + (var_b * h * h if math.isfinite(var_b) else 0)
-        )
-        return mean, mean - 1.645 * sd, mean + 1.645 * sd
+        """``(mean, low, high)``: point forecast at ``t`` and its calibrated 90 % band."""
+        mean = self._mean(t)
+        lo, hi = self._offsets(band_only=True)(t - self.t_last)
+        return mean, mean + lo, mean + hi
 
     def time_to_threshold(self, threshold: float, now: float | None = None) -> ETA:
         """Seconds from ``now`` (default: the last point) until the series reaches ``threshold``."""
         now = self.t_last if now is None else now
-        a, b, var_b = self._coef()
+        a, b, _ = self._coef()
         peak = max(self.profile.s) if self.profile.count[0] or any(self.profile.count) else 0.0
         gap = threshold - (a + b * (now - self.t_c) + max(peak, 0.0))
         if gap <= 0:
             return ETA(0.0, 0.0, 0.0)
-        se = math.sqrt(var_b) if math.isfinite(var_b) else math.inf
-        # where the series sits now is uncertain too (noise around the fitted line): the
-        # crossing can come earlier or later by that much headroom
-        level_sd = self.spread * math.sqrt(math.pi / 2)
-        near, far = max(gap - 1.645 * level_sd, 0.0), gap + 1.645 * level_sd
+        offsets = self._offsets()
 
-        def eta(g: float, slope: float) -> float:
-            return g / slope if slope > 0 else math.inf
+        def first_crossing(edge: int) -> float:
+            """First ``h >= 0`` where the band's ``edge`` (0 low, 1 high) reaches the gap."""
 
-        return ETA(eta(gap, b), eta(near, b + 1.645 * se), eta(far, b - 1.645 * se))
+            def above(h: float) -> bool:
+                return b * h + offsets(h)[edge] >= gap  # (an infinite edge: at once, or never)
+
+            if above(0.0):
+                return 0.0
+            lo, hi = 0.0, 60.0
+            while not above(hi):
+                lo, hi = hi, 2.0 * hi
+                if hi > _MAX_ETA:
+                    return math.inf
+            for _ in range(40):  # bisection to well under a second
+                mid = 0.5 * (lo + hi)
+                lo, hi = (lo, mid) if above(mid) else (mid, hi)
+            return hi
+
+        point = gap / b if b > 0 else math.inf
+        return ETA(point, min(first_crossing(1), point), max(first_crossing(0), point))
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able state."""
@@ -218,6 +365,9 @@ class TrendForecaster:
             "spread": self.spread,
             "n": self.n,
             "resets": self.resets,
+            "pending": [[list(p) for p in due] for due in self.pending],
+            "next_issue": list(self.next_issue),
+            "errors": [[list(p) for p in e] for e in self.errors],
         }
 
     @classmethod
@@ -229,4 +379,8 @@ class TrendForecaster:
         obj.t_c, obj.t_last = float(d["t_c"]), float(d["t_last"])
         obj.sw, obj.st, obj.sy, obj.stt, obj.sty = (float(v) for v in d["sums"])
         obj.spread, obj.n, obj.resets = float(d["spread"]), int(d["n"]), int(d["resets"])
+        if "errors" in d:  # snapshots before the self-calibration start with an empty record
+            obj.pending = [[[float(v) for v in p] for p in due] for due in d["pending"]]
+            obj.next_issue = [float(v) for v in d["next_issue"]]
+            obj.errors = [[[float(a), float(v)] for a, v in e] for e in d["errors"]]
         return obj

@@ -153,21 +153,34 @@ class SeasonalModel:
             self.level = x - (self.profile.value(t) if self.profile is not None else 0.0)
             self.t_first = t
             return
-        e = self.residual(t, x)
+        # residual(t, x), visits(t) and profile.update(t, .) with the phase computed once
+        prof = self.profile
+        phi = self.phi
+        damp = phi * (1.0 - phi**1.0) / (1.0 - phi) if phi < 1 else 1.0
+        if prof is not None:
+            k0, k1, f = prof._pos(t)
+            g = 1.0 - f
+            e = x - (self.level + damp * self.trend + (g * prof.s[k0] + f * prof.s[k1]))
+        else:
+            e = x - (self.level + damp * self.trend + 0.0)
         if self.spread > 0.0 and self.n > 3:
             lim = self.k * self.spread
             c = min(max(e, -lim), lim)
         else:
             c = e
         a = max(self.alpha, 1.0 / self.n)
-        if self.profile is not None and t - self.t_first < self.profile.period:
+        if prof is not None and t - self.t_first < prof.period:
             a = 0.0  # first period: hold the level so the profile learns the cycle's shape
-        self.level += self.phi * self.trend + a * c
-        self.trend = self.phi * self.trend + a * self.beta * c
-        if self.profile is not None:
+        self.level += phi * self.trend + a * c
+        self.trend = phi * self.trend + a * self.beta * c
+        if prof is not None:
             # A bin's first visit learns the unclipped error: nothing is known there yet.
-            first = self.profile.visits(t) < 1.0
-            self.profile.update(t, (1.0 - a) * (e if first else c))
+            first = g * prof.count[k0] + f * prof.count[k1] < 1.0
+            err = (1.0 - a) * (e if first else c)
+            for k, w in ((k0, g), (k1, f)):
+                if w > 0.0:
+                    prof.count[k] += w
+                    prof.s[k] += max(prof.gamma, w / prof.count[k]) * w * err
         d = max(self.delta, 1.0 / (self.n - 1))
         self.spread = (1.0 - d) * self.spread + d * MAD_TO_SIGMA * abs(c)
         h = max(self.eta, 1.0 / (self.n - 1))
