@@ -107,16 +107,52 @@ def up(
         str | None,
         typer.Option("--host", help="Bind address (default 127.0.0.1).", show_default=False),
     ] = None,
+    demo: Annotated[
+        bool,
+        typer.Option(
+            "--demo",
+            help="Also run a simulated estate with faults (logs, metrics, a served model) "
+            "against this server, to see the whole loop in a few minutes.",
+        ),
+    ] = False,
 ) -> None:
     """Start the platform: API and dashboard, host monitoring, background services."""
     settings = _settings(config, home=home, port=port, host=host)
     try:
-        _serve(settings)
+        _serve(settings, demo=demo)
     except _known_errors() as exc:
         fail(str(exc))
 
 
-def _serve(settings: Settings) -> None:
+def _demo_settings(settings: Settings) -> tuple[Settings, int]:
+    """The demo's settings: a syslog listener on a free UDP port for the simulated hosts."""
+    import socket
+
+    from opsloop.demo.files import install_demo_files
+
+    port = settings.logs.syslog_udp_port
+    if port is None:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+    logs = settings.logs.model_copy(update={"syslog_udp_port": port})
+    settings = settings.model_copy(update={"logs": logs})
+    settings.home.mkdir(parents=True, exist_ok=True)
+    install_demo_files(settings.home)
+    return settings, port
+
+
+def _demo_token(platform: object) -> str:
+    """A fresh operator token for the simulator (earlier demo tokens are revoked)."""
+    tokens = platform.tokens  # type: ignore[attr-defined]
+    for info in tokens.list():
+        if info.name == "demo-simulator" and info.revoked_at is None:
+            tokens.revoke(info.id)
+    plaintext, _ = tokens.create("demo-simulator", "operator")
+    return plaintext
+
+
+def _serve(settings: Settings, demo: bool = False) -> None:
     import logging
     import signal
 
@@ -131,7 +167,11 @@ def _serve(settings: Settings) -> None:
     configure_logging(settings.log_level, settings.log_format)
     log = logging.getLogger("opsloop")
     ensure_port_free(settings.host, settings.port)
+    syslog_port = 0
+    if demo:
+        settings, syslog_port = _demo_settings(settings)
     platform = Platform.open(settings)
+    driver = None
     try:
         if not platform.tokens.list():
             plaintext, info = platform.tokens.create("admin", "admin")
@@ -143,6 +183,19 @@ def _serve(settings: Settings) -> None:
             )
         url = f"http://{settings.host}:{settings.port}"
         sys.stderr.write(f"opsloop: serving API and dashboard on {url}  (Ctrl-C stops)\n")
+        if demo:
+            from opsloop.demo.driver import DemoDriver
+
+            local = "127.0.0.1" if settings.host in ("0.0.0.0", "::") else settings.host  # noqa: S104
+            driver = DemoDriver(
+                platform, f"http://{local}:{settings.port}", _demo_token(platform),
+                syslog_port=syslog_port,
+            )  # fmt: skip
+            driver.start()
+            sys.stderr.write(
+                "opsloop: demo on - a simulated estate (web1, db1, batch1, model churn) sends "
+                "logs, metrics and predictions; six faults follow within a few minutes\n"
+            )
         log.info("starting", extra={"fields": {"url": url, "home": str(settings.home)}})
         server = uvicorn.Server(
             uvicorn.Config(
@@ -163,6 +216,8 @@ def _serve(settings: Settings) -> None:
         if not server.started:
             raise CliError(f"server could not start on {settings.host}:{settings.port}")
     finally:
+        if driver is not None:
+            driver.stop()
         platform.close()
         log.info("stopped")
 

@@ -1,0 +1,69 @@
+"""The demo's files in the home: two runbooks and the churn model's pipeline.
+
+Written only when missing, so an operator can edit them between demo runs.
+
+* ``runbooks/demo-disk-cleanup.yaml`` — preventive: when opsloop forecasts that a disk fills
+  up (``exhaustion_forecast``), clean up before it does (here: a harmless command that says
+  what a real one would do);
+* ``runbooks/demo-retrain-churn.yaml`` — when the churn model drifts (``model_drift``), run its
+  training pipeline on recent (drifted) customers; the new version becomes ``challenger``;
+* ``pipelines/demo-churn.yaml`` — the churn model's pipeline (:mod:`opsloop.demo.churn_steps`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+DISK_CLEANUP = """\
+name: demo-disk-cleanup
+description: Preventive - free disk space before a forecast exhaustion (demo).
+triggers:
+  - anomaly: {kind: exhaustion_forecast}
+policies: {cooldown_s: 600, timeout_s: 60}
+steps:
+  - id: cleanup
+    shell:
+      argv: [echo, "demo clean-up: compressed and rotated logs older than 7 days"]
+      timeout_s: 10
+"""
+
+RETRAIN = """\
+name: demo-retrain-churn
+description: Retrain the churn model on recent customers when its inputs drift (demo).
+triggers:
+  - anomaly: {kind: model_drift}
+policies: {cooldown_s: 1800, timeout_s: 600}
+steps:
+  - id: retrain
+    pipeline: {name: demo-churn, params: {customers: {shift_sigma: 3.0, seed: 1}}}
+"""
+
+PIPELINE = """\
+name: demo-churn
+description: The demo's churn model - customers, train, register (with reference profile).
+steps:
+  - uses: opsloop.demo.churn_steps:customers
+  - uses: opsloop.demo.churn_steps:train
+    inputs: {table: customers}
+  - uses: opsloop.demo.churn_steps:register
+    inputs: {model: train.model, metrics: train.metrics, table: customers}
+"""
+
+FILES = {
+    "runbooks/demo-disk-cleanup.yaml": DISK_CLEANUP,
+    "runbooks/demo-retrain-churn.yaml": RETRAIN,
+    "pipelines/demo-churn.yaml": PIPELINE,
+}
+
+
+def install_demo_files(home: Path) -> list[Path]:
+    """Write the demo's files that are missing; return those written."""
+    written = []
+    for rel, text in FILES.items():
+        path = home / rel
+        if path.exists():
+            continue
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        written.append(path)
+    return written
