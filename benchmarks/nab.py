@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import hashlib
 import json
 import platform
 import sys
@@ -23,6 +24,9 @@ import numpy as np
 from opsloop.detect.metrics import DefaultMetricDetector
 from opsloop.detect.metrics.nab_scoring import PROFILES, FileLabels, score_corpus, window_indices
 from opsloop.services.bench_nab import one_blas_thread
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import nab_synthetic
 
 DATA = Path("/work/shared/data/nab")
 OUT = Path(__file__).resolve().parent / "results" / "nab.md"
@@ -71,6 +75,79 @@ DEV_LOG = [
     "expect the held-out figure to be lower than the one above.",
 ]
 
+PROTOCOL = [
+    "## Held-out protocol (issue 4)",
+    "",
+    "The 21 configurations above were all scored on the whole subset, so its 62.95 is",
+    "optimistic. Later changes are judged under this protocol, written down before it was run:",
+    "",
+    "1. Split. A file is in half A when the first byte of `sha256(<category>/<file>.csv)` is",
+    "   even, else in half B: A = 16 files / 27 windows (development), B = 15 files /",
+    "   30 windows (held out). The split depends on the names only.",
+    "2. Score. Each half is scored on its own with the same scorer (`score_corpus`: NAB's",
+    "   threshold sweep and normalisation over the files of that half); the full subset as before.",
+    "3. Develop only on A. A change is accepted only if (a) it is principled, i.e. follows from",
+    "   the model and is stated in the docstring math, not a threshold nudge; (b) it raises A",
+    "   (standard profile); (c) checked once, at the end, it does not lower B (standard). B is",
+    "   computed once for the baseline and once for the candidate, nothing in between.",
+    "4. Unseen series. `benchmarks/nab_synthetic.py` generates NAB-style series with a fixed",
+    "   seed (daily cycles, weekend dips, trends, Gaussian / Student-t / Poisson noise; labelled",
+    "   spikes, level shifts, ramps, variance changes, seasonality breaks; windows of 10 % of the",
+    "   rows split over the anomalies, centred on each onset, as NAB's), scored with the same",
+    "   scorer; reported before/after, never used to choose. The recipe was fixed before any",
+    "   detector was run on it.",
+    "5. Constraints: `score_many` bit-identical to the per-point calls, >= 100k points/s in the",
+    "   batch path, bounded memory, old snapshots load.",
+    "",
+    "Diagnosis on A only (baseline, standard threshold 0.9916: 23/27 windows, 106 FP rows).",
+    "The view with the smallest p at each detection: FP rows |z| 76, EWMA(z) 13, shape 13,",
+    "EWMA(z^2) 4; TP windows |z| 25, EWMA(z^2) 3, EWMA(z) 2, shape 0. 21 of the 106 FP rows",
+    "are recurring spikes (art_increase_spike_density every 200 rows, ec2_cpu_utilization_c6585a",
+    "about daily with jitter, which the seasonal profile cannot absorb). Most detections, true",
+    "or false, are gate edges with -log10 p between 2.0 and 2.5: the emitted score at the edge",
+    "ranks true incidents barely above noise, hence the sweep's threshold just above the gate.",
+    "",
+    "Candidates, each scored on A (standard / low-FP / low-FN):",
+    "",
+    "| # | candidate (principle) | A | verdict |",
+    "|---|---|---|---|",
+    "| 0 | baseline (final default above) | 60.25 / 39.99 / 68.56 | - |",
+    "| P1 | Bayesian predictive tail: scale uncertainty of the GPD fit from n_eff exceedances"
+    " (xi + 1/n_eff, exact for the exponential tail) | 59.43 / 40.40 / 68.02 | rejected (A) |",
+    "| P2 | second-level calibration: TailCalibrator on -log p of the combined p;"
+    " p = max(p, p2) / p = p2 | 47.46 / 33.38 / 53.87; 42.04 / 20.79 / 50.25 |"
+    " rejected (A) |",
+    "| P3 | escalation: re-emit undamped when p falls 10x below the incident's last emitted p"
+    " (refractory kept / restarted) | 59.21 / 45.28 / 67.87; 59.01 / 45.28 / 67.73 |"
+    " rejected (A) |",
+    "| P4 | incident score: emit the smallest p of an incident's first 10 rows (one EWMA time"
+    " constant) once, 10 rows late | 58.20 / 38.04 / 67.19 | rejected (A) |",
+    "| P5 | empirical tail floor: p_j >= (1 - q) share of the last 64 exceedances >= a"
+    " (the fit may extrapolate, not contradict the data); conformal (k + 1) / (E + 1) |"
+    " 56.68 / 40.32 / 65.03; 53.79 / 40.23 / 61.69 | rejected (A) |",
+    "| P6 | combination of the four views: harmonic-mean p / Cauchy (ACAT) / Simes"
+    " min_k 4 p_(k) / k | 58.82 / 40.41 / 68.28; 14.12 (ACAT breaks on views at p = 1);"
+    " 60.40 / 43.41 / 69.61 | Simes passed A, rejected on B |",
+    "",
+    "Simes was the only candidate that raised A (+0.15 standard, +3.4 low-FP, +1.1 low-FN);",
+    "implemented in both paths (bit-identical, about the same speed) and checked once on B:",
+    "",
+    "| configuration | A | B | full | synthetic seed 20240604 / seed 7 (standard) |",
+    "|---|---|---|---|---|",
+    "| baseline | 60.25 / 39.99 / 68.56 | 65.56 / 50.00 / 72.60 | 62.95 / 44.80 / 70.62 |"
+    " 41.43 / 49.03 |",
+    "| Simes | 60.40 / 43.41 / 69.61 | 64.85 / 48.56 / 72.12 | 62.15 / 42.31 / 70.67 |"
+    " 40.89 / 49.81 |",
+    "",
+    "B fell (65.56 -> 64.85), so Simes is rejected and the detector is unchanged: nothing",
+    "passed the protocol. Not tried: a NAB-style probation inside the detector (NAB never",
+    "scores its probationary rows, and a fixed 750-row silence would drop true detections in",
+    "short files, e.g. exchange-2's window starts at row 244) and a longer post-alarm",
+    "suppression (already the gate; refractory 300 lost in #13). The A/B split also shows the",
+    "spread one configuration has across halves: 60.25 vs 65.56 on the same detector, so",
+    "differences below a point or two on one half are noise.",
+]
+
 SPEED_NOTES = [
     "## Speed work (issue 4: >= 100,000 points/s on one core)",
     "",
@@ -115,6 +192,24 @@ def load_corpus(data: Path) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], d
         series[name] = (ts, values)
         labels[name] = FileLabels(len(rows), tuple(window_indices(ts, win)))
     return series, labels
+
+
+def half(name: str) -> str:
+    """``"A"`` (development) or ``"B"`` (held out): parity of ``sha256(name)``'s first byte."""
+    return "A" if hashlib.sha256(name.encode()).digest()[0] % 2 == 0 else "B"
+
+
+def half_scores(
+    results: dict[str, np.ndarray], labels: dict[str, FileLabels]
+) -> dict[str, dict[str, float]]:
+    """Normalised score per profile on half A, half B and the whole subset, each swept alone."""
+    out = {}
+    for h in ("A", "B", "full"):
+        names = [n for n in labels if h == "full" or half(n) == h]
+        res = {n: results[n] for n in names}
+        lab = {n: labels[n] for n in names}
+        out[h] = {p: score_corpus(res, lab, p).normalised for p in PROFILE_NAMES}
+    return out
 
 
 def load_reference(data: Path, detector: str, names: list[str]) -> dict[str, np.ndarray]:
@@ -261,7 +356,30 @@ def main(argv: list[str] | None = None) -> int:
         "what generalises.",
         "",
         *DEV_LOG,
+        "",
+        *PROTOCOL,
+        "",
+        "This run, by half (standard / low-FP / low-FN):",
+        "",
+        "| detector | A | B | full |",
+        "|---|---|---|---|",
     ]
+    for det in ("numenta", "opsloop default"):
+        if det in detectors:
+            hs = half_scores(detectors[det], labels)
+            lines.append(
+                f"| {det} | "
+                + " | ".join(" / ".join(f"{hs[h][p]:.2f}" for p in PROFILE_NAMES) for h in hs)
+                + " |"
+            )
+    with one_blas_thread():
+        for seed in (nab_synthetic.SEED, 7):
+            syn, _ = nab_synthetic.score(nab_synthetic.generate(seed), DefaultMetricDetector)
+            lines.append(
+                f"| opsloop default, synthetic seed {seed} (40 series) | | | "
+                + " / ".join(f"{syn[p]:.2f}" for p in PROFILE_NAMES)
+                + " |"
+            )
     lines += [
         "",
         f"Detector run time, Python {platform.python_version()}, one core (BLAS limited to one"
