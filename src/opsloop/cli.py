@@ -81,10 +81,11 @@ def _known_errors() -> tuple[type[Exception], ...]:
     from opsloop.config import ConfigError
     from opsloop.home import HomeError
     from opsloop.netcheck import PortInUse
+    from opsloop.simulate.scenario import ScenarioError
     from opsloop.store.state.db import StateError
     from opsloop.store.telemetry.duck import TelemetryError
 
-    return (ConfigError, HomeError, StateError, TelemetryError, CliError, PortInUse)
+    return (ConfigError, HomeError, StateError, TelemetryError, CliError, PortInUse, ScenarioError)
 
 
 @app.command()
@@ -115,11 +116,15 @@ def up(
             "against this server, to see the whole loop in a few minutes.",
         ),
     ] = False,
+    demo_scenario: Annotated[
+        str,
+        typer.Option("--demo-scenario", help="Scenario of --demo: demo, quick or a YAML file."),
+    ] = "demo",
 ) -> None:
     """Start the platform: API and dashboard, host monitoring, background services."""
     settings = _settings(config, home=home, port=port, host=host)
     try:
-        _serve(settings, demo=demo)
+        _serve(settings, demo=demo, demo_scenario=demo_scenario)
     except _known_errors() as exc:
         fail(str(exc))
 
@@ -136,7 +141,11 @@ def _demo_settings(settings: Settings) -> tuple[Settings, int]:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
     logs = settings.logs.model_copy(update={"syslog_udp_port": port})
-    settings = settings.model_copy(update={"logs": logs})
+    # the demo's model gets ~40 requests a simulated minute: judge drift every 100 of them
+    models = settings.models.model_copy(
+        update={"monitor_window": min(settings.models.monitor_window, 100)}
+    )
+    settings = settings.model_copy(update={"logs": logs, "models": models})
     settings.home.mkdir(parents=True, exist_ok=True)
     install_demo_files(settings.home)
     return settings, port
@@ -152,7 +161,7 @@ def _demo_token(platform: object) -> str:
     return plaintext
 
 
-def _serve(settings: Settings, demo: bool = False) -> None:
+def _serve(settings: Settings, demo: bool = False, demo_scenario: str = "demo") -> None:
     import logging
     import signal
 
@@ -169,6 +178,9 @@ def _serve(settings: Settings, demo: bool = False) -> None:
     ensure_port_free(settings.host, settings.port)
     syslog_port = 0
     if demo:
+        from opsloop.simulate import load_scenario
+
+        load_scenario(demo_scenario)  # a bad scenario fails here, with file:line
         settings, syslog_port = _demo_settings(settings)
     platform = Platform.open(settings)
     driver = None
@@ -189,7 +201,7 @@ def _serve(settings: Settings, demo: bool = False) -> None:
             local = "127.0.0.1" if settings.host in ("0.0.0.0", "::") else settings.host  # noqa: S104
             driver = DemoDriver(
                 platform, f"http://{local}:{settings.port}", _demo_token(platform),
-                syslog_port=syslog_port,
+                scenario=demo_scenario, syslog_port=syslog_port,
             )  # fmt: skip
             driver.start()
             sys.stderr.write(

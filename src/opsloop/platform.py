@@ -111,7 +111,7 @@ class Platform:
             self._monitoring = ModelMonitoring(
                 self.predictions,
                 metrics_sink=lambda samples: self.metrics.ingest(samples),
-                anomalies_sink=self._to_incidents,
+                anomalies_sink=self._model_anomalies,
                 profile_loader=lambda model, version: load_reference_profile(env, model, version),
                 window_size=self.settings.models.monitor_window,
             )
@@ -156,6 +156,11 @@ class Platform:
 
             self._registry = ModelRegistry(self.mlflow, self._audit_alias_move)
         return self._registry
+
+    def _model_anomalies(self, anomalies: list) -> None:
+        """Drift findings are anomaly records like any detector's, then incidents."""
+        LogTable(self.telemetry).append_anomalies(anomalies)
+        self._to_incidents(anomalies)
 
     def _audit_alias_move(self, move: AliasMove) -> None:
         if self._serving is not None:

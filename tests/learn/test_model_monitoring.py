@@ -39,22 +39,27 @@ def test_drifted_stream_becomes_an_anomaly_naming_the_feature(tmp_path):
         clock[0] += 1
     assert anomalies == []
     assert any(s.name == "model_drift_share" and s.value == 0 for s in metrics)
-    for i in range(200):  # tenure shifted by 3 standard deviations
+    for i in range(200):  # tenure shifted by 3 standard deviations: one window
         row = {"tenure": rng.gauss(42, 6), "plan": rng.choice(["basic", "pro"])}
         mon.on_prediction("churn", "3", f"b{i}", [row], [True], 4.0)
+        clock[0] += 1
+    assert anomalies == []  # one drifted window is not yet an incident
+    for i in range(200):  # the second drifted window in a row
+        row = {"tenure": rng.gauss(42, 6), "plan": rng.choice(["basic", "pro"])}
+        mon.on_prediction("churn", "3", f"c{i}", [row], [True], 4.0)
         clock[0] += 1
     assert [a.details["feature"] for a in anomalies] == ["tenure"]
     assert anomalies[0].evidence[0].startswith("model churn@3 drifting on feature tenure")
     drift = [
         s for s in metrics if s.name == "model_drift_score" and s.labels["feature"] == "tenure"
     ]
-    assert len(drift) == 2 and drift[0].labels["model"] == "churn"
+    assert len(drift) == 3 and drift[0].labels["model"] == "churn"
     # labels arrive later and are stored and matched
     got = mon.on_labels("churn", [("a1", True), ("zzz", False)])
     assert got == {"stored": 2, "matched": 1}
     mon.flush()
     counts = PredictionTable(store).counts("churn")
-    assert counts == {"predictions": 400, "labels": 2}
+    assert counts == {"predictions": 600, "labels": 2}
     store.close()
 
 

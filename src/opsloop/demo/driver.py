@@ -75,6 +75,9 @@ class DemoDriver:
                 ground_truth_path=self.platform.settings.home / "demo_ground_truth.json",
             )  # fmt: skip
             self.status["simulator"] = sim
+            sim.run(stop=self.stop_event)  # the scenario; writes the ground truth at its end
+            sim.ground_truth_path = None  # keep the scenario's record as it was
+            self.status["phase"] = "scenario done; the estate runs on at real time"
             sim.run(until=math.inf, stop=self.stop_event)
             self.status["phase"] = "stopped"
         except Exception as exc:

@@ -7,6 +7,8 @@ Written only when missing, so an operator can edit them between demo runs.
   what a real one would do);
 * ``runbooks/demo-retrain-churn.yaml`` — when the churn model drifts (``model_drift``), run its
   training pipeline on recent (drifted) customers; the new version becomes ``challenger``;
+* ``runbooks/demo-web-diagnostics.yaml``, ``runbooks/demo-batch-restart.yaml`` — routine
+  reactions to anomalies on web1 and batch1 (harmless commands saying what they stand for);
 * ``pipelines/demo-churn.yaml`` — the churn model's pipeline (:mod:`opsloop.demo.churn_steps`).
 """
 
@@ -19,7 +21,7 @@ name: demo-disk-cleanup
 description: Preventive - free disk space before a forecast exhaustion (demo).
 triggers:
   - anomaly: {kind: exhaustion_forecast}
-policies: {cooldown_s: 600, timeout_s: 60}
+policies: {cooldown_s: 30, timeout_s: 60}
 steps:
   - id: cleanup
     shell:
@@ -38,6 +40,32 @@ steps:
     pipeline: {name: demo-churn, params: {customers: {shift_sigma: 3.0, seed: 1}}}
 """
 
+WEB_DIAGNOSTICS = """\
+name: demo-web-diagnostics
+description: Collect diagnostics when web1 misbehaves (demo).
+triggers:
+  - anomaly: {matchers: '{host="web1"}'}
+policies: {cooldown_s: 2, timeout_s: 30}
+steps:
+  - id: collect
+    shell:
+      argv: [echo, "demo diagnostics: thread dump, top and the last errors of web1 collected"]
+      timeout_s: 10
+"""
+
+BATCH_RESTART = """\
+name: demo-batch-restart
+description: Restart the batch agent when batch1 goes quiet or misbehaves (demo).
+triggers:
+  - anomaly: {matchers: '{host="batch1"}'}
+policies: {cooldown_s: 5, timeout_s: 30}
+steps:
+  - id: restart
+    shell:
+      argv: [echo, "demo restart: batch agent on batch1 restarted"]
+      timeout_s: 10
+"""
+
 PIPELINE = """\
 name: demo-churn
 description: The demo's churn model - customers, train, register (with reference profile).
@@ -52,6 +80,8 @@ steps:
 FILES = {
     "runbooks/demo-disk-cleanup.yaml": DISK_CLEANUP,
     "runbooks/demo-retrain-churn.yaml": RETRAIN,
+    "runbooks/demo-web-diagnostics.yaml": WEB_DIAGNOSTICS,
+    "runbooks/demo-batch-restart.yaml": BATCH_RESTART,
     "pipelines/demo-churn.yaml": PIPELINE,
 }
 

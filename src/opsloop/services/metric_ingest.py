@@ -77,6 +77,7 @@ class MetricIngest:
         self.detectors: OrderedDict[str, DefaultMetricDetector] = OrderedDict()
         self.forecasters: dict[str, TrendForecaster] = {}
         self._warned: dict[str, float] = {}
+        self._warned_eta: dict[str, float] = {}  # the ETA (s) of the last warning
         self._dirty = False
         self.on_anomalies: Callable[[list[Anomaly]], None] | None = None
         self._load()
@@ -92,12 +93,14 @@ class MetricIngest:
             }
             forecasters = {k: TrendForecaster.from_dict(d) for k, d in state["forecasters"].items()}
             warned = {k: float(v) for k, v in state.get("warned", {}).items()}
+            warned_eta = {k: float(v) for k, v in state.get("warned_eta", {}).items()}
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             assert self.state_path is not None
             set_aside(self.state_path, exc)
             return
         self.detectors.update(detectors)
         self.forecasters, self._warned = forecasters, warned
+        self._warned_eta = warned_eta
 
     def snapshot(self) -> bool:
         """Write the detectors' state if it changed."""
@@ -112,6 +115,7 @@ class MetricIngest:
                 "detectors": {k: d.to_dict() for k, d in self.detectors.items()},
                 "forecasters": {k: f.to_dict() for k, f in self.forecasters.items()},
                 "warned": self._warned,
+                "warned_eta": self._warned_eta,
             }
             self._dirty = False
         save_state(self.state_path, state)
@@ -180,9 +184,14 @@ class MetricIngest:
         eta = f.time_to_threshold(threshold, now=s.ts)
         if not math.isfinite(eta.seconds) or eta.seconds > self.horizon_s:
             return None
-        if s.ts - self._warned.get(key, -math.inf) < WARN_AGAIN_AFTER_S:
-            return None
+        last = self._warned.get(key, -math.inf)
+        if s.ts - last < WARN_AGAIN_AFTER_S:
+            # warned recently: again only if exhaustion came much closer than then foreseen
+            foreseen = self._warned_eta.get(key, math.inf) - (s.ts - last)
+            if not eta.seconds < 0.5 * foreseen:
+                return None
         self._warned[key] = s.ts
+        self._warned_eta[key] = eta.seconds
         hours = eta.seconds / 3600
         return Anomaly(
             "metrics.forecast", "exhaustion_forecast", 1.0 - min(eta.seconds / self.horizon_s, 1.0),

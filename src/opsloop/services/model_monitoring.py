@@ -10,9 +10,13 @@ and every delayed label to :meth:`ModelMonitoring.on_labels`. This service
    the version's run); each closed window yields metric samples (drift per feature, drift
    share, prediction drift, latency, error rate, accuracy/F1/AUC or MAE/RMSE) that go through
    the metric pipeline like any series (stored, scored by the anomaly detectors);
-3. turns every drifted feature of a closed window into an anomaly ("model churn@3 drifting on
-   feature tenure", with the test, statistic and threshold as evidence) for the incident engine;
-   repeats while the drift lasts keep the same incident alive (same fingerprint).
+3. turns a feature that drifted in ``persistence`` consecutive windows (default 2) into an
+   anomaly ("model churn@3 drifting on feature tenure", with the test and statistic as
+   evidence) for the incident engine; repeats while the drift lasts keep the same incident
+   alive (same fingerprint). Why consecutive windows: each window tests every feature at
+   Evidently's level (p < 0.05 or distance ≥ 0.1), so with six features a window of stable
+   data flags *some* feature about a quarter of the time; the same feature twice in a row
+   happens by chance about once in 70 windows (6 * 0.05**2), a real shift almost always.
 """
 
 from __future__ import annotations
@@ -83,6 +87,7 @@ class ModelMonitoring:
         profile_loader: Callable[[str, str], Any] | None = None,
         window_size: int = 500,
         window_seconds: float | None = None,
+        persistence: int = 2,
         task_of: Callable[[str, str], str] | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -92,6 +97,8 @@ class ModelMonitoring:
         self.profile_loader = profile_loader
         self.window_size = window_size
         self.window_seconds = window_seconds
+        self.persistence = max(1, int(persistence))
+        self._streak: dict[tuple[str, str, str], int] = {}
         self.task_of = task_of
         self.clock = clock
         self._lock = threading.Lock()
@@ -244,7 +251,7 @@ class ModelMonitoring:
                 self.metrics_sink(stored)
             except Exception:
                 log.exception("model metrics could not be stored")
-        anomalies = drift_anomalies(model, version, samples)
+        anomalies = self._persistent(model, version, samples)
         if anomalies:
             with self._lock:
                 for a in anomalies:
@@ -256,6 +263,25 @@ class ModelMonitoring:
                     self.anomalies_sink(anomalies)
                 except Exception:
                     log.exception("drift anomalies could not reach the incident engine")
+
+    def _persistent(self, model: str, version: str, samples: list[Any]) -> list[Anomaly]:
+        """Drift anomalies of features drifted in ``persistence`` consecutive windows."""
+        tested = {
+            s.labels.get("feature"): s.value >= 1
+            for s in samples
+            if s.name == "model_drift_detected" and s.labels.get("feature")
+        }
+        if not tested:
+            return []
+        keep = set()
+        with self._lock:
+            for feature, drifted in tested.items():
+                key = (model, version, str(feature))
+                streak = self._streak.get(key, 0) + 1 if drifted else 0
+                self._streak[key] = streak
+                if streak >= self.persistence:
+                    keep.add(feature)
+        return [a for a in drift_anomalies(model, version, samples) if a.details["feature"] in keep]
 
 
 def _scalar(outputs: Any) -> Any:

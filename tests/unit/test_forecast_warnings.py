@@ -1,0 +1,45 @@
+"""Exhaustion warnings: once a day per series, again sooner only when exhaustion came much
+closer than the last warning foresaw (a disk suddenly filling after a slow-growth warning)."""
+
+from __future__ import annotations
+
+import itertools
+import time
+
+from opsloop.services.metric_ingest import MetricIngest
+from opsloop.store.telemetry import TelemetryStore
+from opsloop.store.telemetry.metrics import MetricSample
+
+
+def _warnings(result) -> list:
+    return [a for a in result.anomalies if a.kind == "exhaustion_forecast"]
+
+
+def test_a_sudden_fill_warns_again_within_the_day(tmp_path):
+    store = TelemetryStore(tmp_path / "t.duckdb")
+    ingest = MetricIngest(
+        store, tmp_path / "state.json", capacity=[("^disk$", 95.0)], horizon_s=7 * 86400
+    )
+    t0 = time.time() - 6 * 3600
+    warnings = []
+    value = 60.0
+    for i in range(240):  # 4 h at one sample a minute, growing 0.5 %/h: full in ~70 h
+        value += 0.5 / 60
+        warnings += _warnings(ingest.ingest([MetricSample("disk", value, t0 + 60 * i)]))
+    assert len(warnings) == 1
+    first_eta = warnings[0].details["eta_s"]
+    for i in range(240, 300):  # 1 h of slow growth more: no repeat
+        value += 0.5 / 60
+        warnings += _warnings(ingest.ingest([MetricSample("disk", value, t0 + 60 * i)]))
+    assert len(warnings) == 1
+    for i in range(300, 360):  # then an hour growing 20 %/h
+        value += 20 / 60
+        warnings += _warnings(ingest.ingest([MetricSample("disk", value, t0 + 60 * i)]))
+    assert len(warnings) >= 2  # each halving of the foreseen time left warns again
+    assert warnings[1].details["eta_s"] < 0.5 * first_eta
+    for before, after in itertools.pairwise(warnings[1:]):
+        assert after.details["eta_s"] < 0.5 * before.details["eta_s"]
+    ingest.snapshot()
+    again = MetricIngest(store, tmp_path / "state.json", capacity=[("^disk$", 95.0)])
+    assert again._warned_eta == ingest._warned_eta
+    store.close()
