@@ -293,8 +293,29 @@ class PipelineSettings(BaseModel):
     schedules: list[PipelineSchedule] = Field(default_factory=list)
 
 
+class ServingPolicySettings(BaseModel):
+    """How one registered model is served by the gateway (``[models.serving.NAME]``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    alias: str = Field("champion", description="The alias that answers.")
+    challenger_alias: str = Field("challenger", description="The alias of canary and shadow.")
+    canary_percent: float = Field(
+        0.0, ge=0, le=100, description="Share of requests the challenger answers."
+    )
+    shadow: bool = Field(False, description="Also score every request with the challenger.")
+    batching: bool = Field(True, description="Adaptive micro-batching of concurrent requests.")
+    max_batch_size: int = Field(64, ge=1, description="Rows per batched predict call.")
+    max_wait_ms: float = Field(2.0, ge=0, description="Longest wait to fill a batch.")
+    max_concurrency: int = Field(256, ge=1, description="Requests in flight (429 above).")
+    timeout_s: float = Field(10.0, gt=0, description="Per-request limit (504 above).")
+    log_sample_rate: float = Field(
+        1.0, ge=0, le=1, description="Share of predictions logged for monitoring."
+    )
+
+
 class ModelSettings(BaseModel):
-    """The model lifecycle: promotion of opsloop's own detectors."""
+    """The model lifecycle: promotion of opsloop's own detectors, serving, monitoring."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -308,6 +329,10 @@ class ModelSettings(BaseModel):
     )
     monitor_window: int = Field(
         500, ge=20, le=1_000_000, description="Predictions per drift/performance window."
+    )
+    serving: dict[str, ServingPolicySettings] = Field(
+        default_factory=dict,
+        description="Serving policy per registered model; others get the defaults.",
     )
 
 

@@ -57,11 +57,16 @@ class Platform:
     def serving(self) -> ModelGateway:
         """The model gateway (registered MLflow models by alias), built on first use."""
         if self._serving is None:
-            from opsloop.learn.serving import ModelGateway, ModelLoader
+            from opsloop.learn.serving import ModelGateway, ModelLoader, ModelPolicy
 
             monitoring = self.monitoring
+            policies = {
+                name: ModelPolicy(**cfg.model_dump())
+                for name, cfg in self.settings.models.serving.items()
+            }
             self._serving = ModelGateway(
                 ModelLoader.from_env(self.mlflow),
+                policies=policies,
                 poll_interval_s=self.settings.models.reload_interval_s,
                 on_prediction=monitoring.on_prediction,
                 on_label=lambda model, request_id, label: monitoring.on_labels(

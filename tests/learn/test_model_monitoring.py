@@ -79,3 +79,18 @@ def test_detector_models_route(client, make_token):
     status = client.get("/api/v1/detector-models", headers=h)
     assert status.status_code == 200 and "loaded" in status.json()
     assert client.post("/api/v1/detector-models/check", headers=h).status_code == 403
+
+
+def test_serving_policies_come_from_the_settings(tmp_path):
+    from opsloop.config import load_settings
+    from opsloop.platform import Platform
+
+    cfg = tmp_path / "opsloop.toml"
+    cfg.write_text("[models.serving.churn]\ncanary_percent = 10\nshadow = true\n")
+    platform = Platform.open(load_settings(cfg, home=tmp_path / "home"))
+    try:
+        assert platform.serving.policy("churn").canary_percent == 10
+        assert platform.serving.policy("churn").shadow is True
+        assert platform.serving.policy("other").canary_percent == 0
+    finally:
+        platform.close()
