@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from opsloop.learn.mlflow_env import MlflowEnv
     from opsloop.learn.registry import AliasMove, ModelRegistry
     from opsloop.learn.serving import ModelGateway
-    from opsloop.services.detector_models import ChampionWatcher
+    from opsloop.services.detector_models import ChampionWatcher, MetricSettingsWatcher
     from opsloop.services.incidents import IncidentService
     from opsloop.services.log_ingest import LogIngest
     from opsloop.services.metric_ingest import MetricIngest
@@ -50,6 +50,7 @@ class Platform:
     _registry: ModelRegistry | None = field(default=None, repr=False)
     _predictions: PredictionTable | None = field(default=None, repr=False)
     _detector_watcher: ChampionWatcher | None = field(default=None, repr=False)
+    _metric_settings_watcher: MetricSettingsWatcher | None = field(default=None, repr=False)
     _monitoring: ModelMonitoring | None = field(default=None, repr=False)
     _serving: ModelGateway | None = field(default=None, repr=False)
 
@@ -102,6 +103,21 @@ class Platform:
                 ready=lambda: not env.embedded or env.db_path.exists(),
             )
         return self._detector_watcher
+
+    @property
+    def metric_settings_models(self) -> MetricSettingsWatcher:
+        """Keeps the metric engine on the champion's alarm settings per series family."""
+        if self._metric_settings_watcher is None:
+            from opsloop.services.detector_models import MetricSettingsWatcher
+
+            env = self.mlflow
+            self._metric_settings_watcher = MetricSettingsWatcher(
+                self.registry,
+                self.metrics,
+                reload_interval_s=self.settings.models.reload_interval_s,
+                ready=lambda: not env.embedded or env.db_path.exists(),
+            )
+        return self._metric_settings_watcher
 
     @property
     def monitoring(self) -> ModelMonitoring:
@@ -276,6 +292,8 @@ class Platform:
         """Flush and close the stores."""
         if self._detector_watcher is not None:
             self._detector_watcher.stop()
+        if self._metric_settings_watcher is not None:
+            self._metric_settings_watcher.stop()
         if self._serving is not None:
             try:
                 self._serving.close()

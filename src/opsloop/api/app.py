@@ -79,6 +79,7 @@ def create_app(platform: Platform, background: bool = True) -> FastAPI:
             # marks runs a crash left `running` as interrupted, then fires schedules
             await asyncio.to_thread(platform.pipelines.start_schedules)
             await asyncio.to_thread(platform.detector_models.start)
+            await asyncio.to_thread(platform.metric_settings_models.start)
             tasks.append(asyncio.create_task(_serve_models(platform)))
         try:
             yield

@@ -20,6 +20,13 @@ built-in online model keeps learning as before: it bootstraps a fresh install.
 A version the engine cannot run is skipped once, with the reason in :meth:`status` (a model
 trained on a named template table without the table cannot map live lines). When the champion
 alias disappears, the last loaded model stays (a rollback moves the alias, it does not delete it).
+
+:class:`MetricSettingsWatcher` does the same for the metric detector's alarm settings per series
+family (``opsloop-metric-settings``, trained by the ``detector-metric-settings`` pipeline): a new
+champion's ``{family: settings}`` goes to :meth:`MetricIngest.use_settings
+<opsloop.services.metric_ingest.MetricIngest.use_settings>`, which changes the live detectors in
+place; the version is ``MetricIngest.settings_version``. There is no shadow: settings have no
+state of their own to compare, the pipeline already scored them against the champion's.
 """
 
 from __future__ import annotations
@@ -36,12 +43,20 @@ if TYPE_CHECKING:
     from opsloop.learn.detectors.package import SessionModelPackage
     from opsloop.learn.registry import ModelRegistry
     from opsloop.services.log_ingest import LogIngest
+    from opsloop.services.metric_ingest import MetricIngest
 
 log = logging.getLogger("opsloop.models")
 
-__all__ = ["MODEL_NAME", "ChampionWatcher", "ShadowCounts"]
+__all__ = [
+    "METRIC_SETTINGS_MODEL",
+    "MODEL_NAME",
+    "ChampionWatcher",
+    "MetricSettingsWatcher",
+    "ShadowCounts",
+]
 
 MODEL_NAME = "opsloop-log-sessions"
+METRIC_SETTINGS_MODEL = "opsloop-metric-settings"
 RECENT = 20
 
 
@@ -241,4 +256,116 @@ class ChampionWatcher:
             "last_error": self.last_error,
             "reload_interval_s": self.reload_interval_s,
             "shadow": self.ingest.shadow_stats(),
+        }
+
+
+SettingsLoader = Callable[[str], dict[str, Any]]
+
+
+class MetricSettingsWatcher:
+    """Keeps the metric engine on the alarm settings of the registry's champion.
+
+    A version whose settings the engine refuses (a ``ValueError`` from ``use_settings``) is
+    skipped once, with the reason in :meth:`status`; when the alias disappears the last applied
+    settings stay.
+    """
+
+    def __init__(
+        self,
+        registry: ModelRegistry,
+        ingest: MetricIngest,
+        *,
+        model_name: str = METRIC_SETTINGS_MODEL,
+        reload_interval_s: float = 30.0,
+        loader: SettingsLoader | None = None,
+        ready: Callable[[], bool] | None = None,
+    ) -> None:
+        self.registry = registry
+        self.ingest = ingest
+        self.model_name = model_name
+        self.reload_interval_s = float(reload_interval_s)
+        self.ready = ready  # False while no registry exists yet: skip the (costly) check
+        self._loader = loader
+        self.loaded: str | None = None
+        self.skipped: dict[str, str] = {}  # version -> why the engine cannot run it
+        self.last_check: float | None = None
+        self.last_error: str | None = None
+        self._check_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def _load(self, version: str) -> dict[str, Any]:
+        if self._loader is not None:
+            return self._loader(version)
+        from opsloop.learn.detectors.metric_settings import load_settings
+
+        return load_settings(self.registry.env, self.model_name, version)
+
+    def check_now(self) -> str | None:
+        """Apply the champion's settings if it changed since the last check; returns it."""
+        with self._check_lock:
+            try:
+                champion = self.registry.resolve(self.model_name, "champion")
+                if (
+                    champion is not None
+                    and champion != self.loaded
+                    and champion not in self.skipped
+                ):
+                    settings = self._load(champion)["settings"]
+                    try:
+                        changed = self.ingest.use_settings(settings, champion)
+                    except ValueError as exc:
+                        self.skipped[champion] = str(exc)
+                        log.warning("metric settings %s version %s not applied: %s",
+                                    self.model_name, champion, exc)  # fmt: skip
+                    else:
+                        self.loaded = champion
+                        log.info("metric settings %s version %s are live (%d detectors changed)",
+                                 self.model_name, champion, changed)  # fmt: skip
+                self.last_error = None
+                return champion
+            except Exception as exc:
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                raise
+            finally:
+                self.last_check = time.time()
+
+    def start(self) -> None:
+        """Check now and then every ``reload_interval_s`` on a daemon thread."""
+        if self._thread is not None and self._thread.is_alive():
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(
+            target=self._run, name="opsloop-metric-settings", daemon=True
+        )
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop polling (waits for a check in progress up to ``timeout``)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+
+    def _run(self) -> None:
+        while True:
+            try:
+                if self.ready is None or self.ready():
+                    self.check_now()
+            except Exception:
+                log.warning("checking the %s champion failed", self.model_name, exc_info=True)
+            if self._stop.wait(self.reload_interval_s):
+                return
+
+    def status(self) -> dict[str, Any]:
+        """The live version and families, what was skipped and why, the last check."""
+        return {
+            "model": self.model_name,
+            "live_version": self.ingest.settings_version,
+            "loaded": self.loaded,
+            "families": {f: dict(s) for f, s in self.ingest.settings_by_family.items()},
+            "skipped": dict(self.skipped),
+            "last_check": self.last_check,
+            "last_error": self.last_error,
+            "reload_interval_s": self.reload_interval_s,
         }

@@ -6,6 +6,11 @@ is stored next to the value and whose alarms become :class:`Anomaly` records. Se
 capacity rule also feed a :class:`~opsloop.detect.metrics.forecast.TrendForecaster`; a forecast
 crossing of the threshold within the horizon raises an early-warning anomaly (once per day per
 series). State is snapshotted to ``<home>/metric_state.json``.
+
+Alarm settings per series family (metric name) come from the registry's champion of
+``opsloop-metric-settings`` through :meth:`MetricIngest.use_settings` (see
+:class:`~opsloop.services.detector_models.MetricSettingsWatcher`); untuned families run the
+detector's defaults.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from typing import Any
 from opsloop.detect.anomaly import Anomaly
 from opsloop.detect.metrics import DefaultMetricDetector
 from opsloop.detect.metrics.forecast import TrendForecaster
+from opsloop.learn.detectors.metric_data import check_settings, default_settings
 from opsloop.observe.sample_check import Rejection, check_samples
 from opsloop.services.state_file import load_state, save_state, set_aside
 from opsloop.store.telemetry import MetricSample, TelemetryStore
@@ -80,6 +86,8 @@ class MetricIngest:
         self._warned_eta: dict[str, float] = {}  # the ETA (s) of the last warning
         self._dirty = False
         self.on_anomalies: Callable[[list[Anomaly]], None] | None = None
+        self.settings_by_family: dict[str, dict[str, Any]] = {}
+        self.settings_version: str | None = None  # the registered settings version in use
         self._load()
 
     # -- state -------------------------------------------------------------------------------
@@ -101,6 +109,14 @@ class MetricIngest:
         self.detectors.update(detectors)
         self.forecasters, self._warned = forecasters, warned
         self._warned_eta = warned_eta
+        tuned = state.get("settings") or {}
+        try:
+            by_family = {f: check_settings(s) for f, s in (tuned.get("by_family") or {}).items()}
+        except (ValueError, TypeError, AttributeError) as exc:
+            log.warning("stored alarm settings ignored: %s", exc)
+            return
+        self.settings_by_family = by_family
+        self.settings_version = tuned.get("version")
 
     def snapshot(self) -> bool:
         """Write the detectors' state if it changed."""
@@ -116,6 +132,10 @@ class MetricIngest:
                 "forecasters": {k: f.to_dict() for k, f in self.forecasters.items()},
                 "warned": self._warned,
                 "warned_eta": self._warned_eta,
+                "settings": {
+                    "version": self.settings_version,
+                    "by_family": self.settings_by_family,
+                },
             }
             self._dirty = False
         save_state(self.state_path, state)
@@ -131,7 +151,8 @@ class MetricIngest:
     def _detector(self, key: str) -> DefaultMetricDetector:
         det = self.detectors.get(key)
         if det is None:
-            det = self.detectors[key] = DefaultMetricDetector()
+            own = self.settings_by_family.get(_family(key))
+            det = self.detectors[key] = DefaultMetricDetector(**(own or {}))
             while len(self.detectors) > self.max_series:
                 old, _ = self.detectors.popitem(last=False)
                 self.forecasters.pop(old, None)
@@ -203,11 +224,66 @@ class MetricIngest:
              "eta_low_s": eta.low, "eta_high_s": eta.high, "value": s.value},
         )  # fmt: skip
 
+    def use_settings(self, settings_by_family: dict[str, dict[str, Any]], version: str) -> int:
+        """Run the alarm settings of ``settings_by_family`` from now on; returns detectors changed.
+
+        ``{metric name: {"alarm_p": ..., "refractory": ...}}`` (missing keys: the defaults)
+        replaces the previous mapping: existing detectors of a listed family change in place,
+        those of a family no longer listed go back to the defaults, and detectors created later
+        start with their family's settings. Everything is checked before anything changes
+        (``ValueError`` on an unknown key or value out of range).
+
+        Changing these two in place is safe mid-stream: they act only on the alarm stage (the
+        :class:`~opsloop.detect.metrics.alarm.EdgeAlarm` threshold ``on = 1 - alarm_p`` and its
+        ``refractory``, the gate's ``refractory``), not on the models, calibrators or scores a
+        detector has learnt; an alarm that fired keeps counting its refractory steps under the
+        new length. The change happens under the ingest lock, between two batches.
+        """
+        checked = {str(f): check_settings(s) for f, s in settings_by_family.items()}
+        defaults = default_settings()
+        changed = 0
+        with self._lock:
+            for key, det in self.detectors.items():
+                changed += _apply(det, checked.get(_family(key)) or defaults)
+            self.settings_by_family = checked
+            self.settings_version = str(version)
+            self._dirty = True
+        log.info("metric alarm settings version %s: %d families, %d detectors changed",
+                 version, len(checked), changed)  # fmt: skip
+        return changed
+
     # -- reads -------------------------------------------------------------------------------
     def forecaster(self, name: str, labels: dict[str, str]) -> TrendForecaster | None:
         """The live forecaster of a series, if it has one."""
         with self._lock:
             return self.forecasters.get(series_id(name, labels))
+
+
+def _family(key: str) -> str:
+    """The metric name of a series id (names cannot hold ``{``).
+
+    >>> _family(series_id("cpu", {"host": "a"}))
+    'cpu'
+    """
+    return key.split("{", 1)[0]
+
+
+def _apply(det: DefaultMetricDetector, settings: dict[str, Any]) -> bool:
+    """Set a detector's alarm stage to ``settings`` (as its constructor would); True if changed.
+
+    >>> d = DefaultMetricDetector()
+    >>> _apply(d, {"alarm_p": 1e-4, "refractory": 300}), d.alarm.on, d.gate.refractory
+    (True, 0.9999, 300)
+    >>> _apply(d, {"alarm_p": 1e-4, "refractory": 300})
+    False
+    """
+    alarm_p, refractory = settings["alarm_p"], settings["refractory"]
+    if det.alarm_p == alarm_p and det.refractory == refractory:
+        return False
+    det.alarm_p, det.refractory = alarm_p, refractory
+    det.alarm.on = 1.0 - alarm_p
+    det.alarm.refractory = det.gate.refractory = refractory
+    return True
 
 
 def _alarm(s: MetricSample, score: float, det: DefaultMetricDetector) -> Anomaly:

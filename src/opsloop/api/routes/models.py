@@ -94,13 +94,22 @@ def rollback(
 
 @router.get("/detector-models")
 def detector_models(request: Request, _: Viewer) -> dict[str, Any]:
-    """opsloop's own detectors as models: the live champion, skipped versions, shadow counts."""
-    return request.app.state.platform.detector_models.status()
+    """opsloop's own detectors as models: the live champion, skipped versions, shadow counts
+    (log sessions), and the alarm settings per metric family in use."""
+    platform = request.app.state.platform
+    return {
+        **platform.detector_models.status(),
+        "metric_settings": platform.metric_settings_models.status(),
+    }
 
 
 @router.post("/detector-models/check")
 def detector_models_check(request: Request, principal: Operator) -> dict[str, Any]:
     """Look for a new champion now (instead of waiting for the next poll)."""
-    watcher = request.app.state.platform.detector_models
-    watcher.check_now()
-    return watcher.status()
+    platform = request.app.state.platform
+    platform.detector_models.check_now()
+    platform.metric_settings_models.check_now()
+    return {
+        **platform.detector_models.status(),
+        "metric_settings": platform.metric_settings_models.status(),
+    }

@@ -2,6 +2,9 @@
 
 * :mod:`~opsloop.learn.detectors.log_sessions`: the ``detector-log-sessions`` pipeline (train
   the log-session model, evaluate it against the champion, register, promote).
+* :mod:`~opsloop.learn.detectors.metric_settings`: the ``detector-metric-settings`` pipeline
+  (tune the metric detector's alarm settings per series family on operators' verdicts,
+  evaluate against the champion, register, promote).
 * :mod:`~opsloop.learn.detectors.package`: the JSON form of a registered session model.
 * :mod:`~opsloop.learn.detectors.event_map`: live session events into a model's vocabulary.
 * :mod:`~opsloop.learn.detectors.mlflow_io`: register and load versions (MLflow, lazily).
@@ -29,6 +32,12 @@ def _log_sessions(settings: Settings) -> Pipeline:
     return pipeline_for_settings(settings)
 
 
+def _metric_settings(settings: Settings) -> Pipeline:
+    from opsloop.learn.detectors.metric_settings import pipeline_for_settings
+
+    return pipeline_for_settings(settings)
+
+
 def register_builtins(register: Callable[..., Any]) -> None:
     """Call ``register(name, factory(settings) -> Pipeline, description)`` per built-in."""
     register(
@@ -37,4 +46,11 @@ def register_builtins(register: Callable[..., Any]) -> None:
         "Train the log-session detector on stored telemetry labelled by operators' feedback "
         "(or a sessions CSV), evaluate it against the champion, register it, promote it if "
         "better by models.promote_margin.",
+    )
+    register(
+        "detector-metric-settings",
+        _metric_settings,
+        "Tune the metric detector's alarm settings (alarm_p, refractory) per series family on "
+        "stored samples and operators' verdicts on metric anomalies, evaluate them against the "
+        "champion's, register them, promote them if better by models.promote_margin.",
     )
