@@ -59,6 +59,18 @@ def to_markdown(result: dict, command: str) -> str:
     for key, n in sorted(by.items(), key=lambda kv: -kv[1]):
         lines.append(f"- {key}: {n}")
     lines += ["", f"Churn model versions after the run: {result['churn_versions']}", ""]
+    loop = result.get("loop")
+    if loop:
+        lines += [
+            "**Closing the loop** (the harness plays the operator): incidents holding a fault's "
+            f"detection marked true problem ({loop['marked']['true_problem']}), the others noise "
+            f"({loop['marked']['noise']}); the built-in `detector-metric-settings` pipeline then "
+            f"ran on those verdicts: {loop['pipeline_status']}"
+            + (f" ({loop['pipeline_error']})" if loop.get("pipeline_error") else "")
+            + f"; `opsloop-metric-settings` versions (alias): {loop['versions']}; the running "
+            f"metric engine uses version {loop['live_version']} (no restart).",
+            "",
+        ]
     return "\n".join(lines)
 
 
@@ -70,7 +82,7 @@ def main() -> None:
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="opsloop-demo-"))
     try:
-        result = run_demo(work, args.scenario)
+        result = run_demo(work, args.scenario, close_loop=True)
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)

@@ -1,6 +1,7 @@
 """Issue 9 end to end: `opsloop up --demo` plays its compressed scenario (45 simulated minutes
 at 60x) against the real server; every fault must be detected (with its time to detect),
-correlated into an incident about the right host or model, and acted on by a runbook."""
+correlated into an incident about the right host or model, and acted on by a runbook; then
+operator verdicts on the incidents retrain opsloop's metric detector settings."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 
 def test_demo_faults_are_detected_correlated_and_acted_on(tmp_path):
-    result = run_demo(tmp_path, "demo", settle_s=10.0, timeout_s=400.0)
+    result = run_demo(tmp_path, "demo", settle_s=10.0, timeout_s=400.0, close_loop=True)
     faults = {f["kind"]: f for f in result["faults"]}
     report = json.dumps(result["faults"], indent=1)
     assert set(faults) == {
@@ -31,3 +32,11 @@ def test_demo_faults_are_detected_correlated_and_acted_on(tmp_path):
     # the retraining registered a new version of the model beside the champion
     versions = dict(result["churn_versions"])
     assert versions["1"] == ["champion"] and len(versions) >= 2
+    # the loop closes: verdicts on the incidents train opsloop's metric detector settings,
+    # which are registered, promoted over the built-in defaults and used live
+    loop = result["loop"]
+    assert loop["marked"]["true_problem"] >= 1 and loop["marked"]["noise"] >= 1
+    assert loop["pipeline_status"] == "succeeded", loop
+    assert loop["versions"] and loop["versions"][0][1] in (["champion"], ["challenger"])
+    if loop["versions"][0][1] == ["champion"]:
+        assert loop["live_version"] == loop["versions"][0][0]

@@ -37,10 +37,63 @@ def _scenario_done(truth: Path) -> bool:
     )
 
 
+def close_the_loop(url: str, token: str, result: dict, incidents: list[dict]) -> dict:
+    """Play the operator: verdicts on the demo's incidents, then retrain the detectors.
+
+    Incidents that hold a fault's detection are marked ``true_problem``, every other incident
+    ``noise``; then the built-in ``detector-metric-settings`` pipeline runs on those labels and
+    registers (and, when better than the champion by the margin, promotes) alarm settings per
+    metric family. Returns the run's status and the registered versions with their aliases.
+    """
+    h = {"Authorization": f"Bearer {token}"}
+    true_ids = {f["incident"] for f in result["faults"] if f.get("incident")}
+    marked = {"true_problem": 0, "noise": 0}
+    with httpx.Client(base_url=url, headers=h, timeout=60) as c:
+        for inc in incidents:
+            label = "true_problem" if inc["id"] in true_ids else "noise"
+            r = c.post(f"/api/v1/incidents/{inc['id']}/feedback", json={"label": label})
+            if r.status_code < 300:
+                marked[label] += 1
+        r = c.post("/api/v1/pipelines/detector-metric-settings/run", json={})
+        r.raise_for_status()
+        run_id = r.json()["id"]
+        deadline = time.monotonic() + 300
+        run: dict = {}
+        while time.monotonic() < deadline:
+            run = c.get(f"/api/v1/pipeline-runs/{run_id}").json()
+            if run.get("status") in ("succeeded", "failed", "interrupted"):
+                break
+            time.sleep(1.0)
+        live = c.post("/api/v1/detector-models/check")  # don't wait for the next poll
+        live_version = (
+            live.json().get("metric_settings", {}).get("live_version")
+            if live.status_code == 200
+            else None
+        )
+        model = c.get("/api/v1/models/opsloop-metric-settings")
+        versions = (
+            [(v["version"], v["aliases"]) for v in model.json()["versions"]]
+            if model.status_code == 200
+            else []
+        )
+    return {
+        "marked": marked,
+        "pipeline_status": run.get("status"),
+        "pipeline_error": run.get("error"),
+        "versions": versions,
+        "live_version": live_version,
+    }
+
+
 def run_demo(
-    workdir: Path, scenario: str = "demo", settle_s: float = 15.0, timeout_s: float = 600.0
+    workdir: Path,
+    scenario: str = "demo",
+    settle_s: float = 15.0,
+    timeout_s: float = 600.0,
+    close_loop: bool = False,
 ) -> dict:
-    """Run ``opsloop up --demo`` until its scenario ended; return the evaluation."""
+    """Run ``opsloop up --demo`` until its scenario ended; return the evaluation (and, with
+    ``close_loop``, what operator feedback and retraining did)."""
     home = workdir / "home"
     port = free_port()
     log = (workdir / "server.log").open("wb")
@@ -91,6 +144,8 @@ def run_demo(
             if r.status_code == 200
             else []
         )
+        if close_loop:
+            result["loop"] = close_the_loop(url, token, result, found["incidents"])
         return result
     finally:
         proc.terminate()
