@@ -124,7 +124,51 @@ class ShadowCounts:
 Loader = Callable[[str], "SessionModelPackage"]
 
 
-class ChampionWatcher:
+class _Poller:
+    """Calls ``check_now()`` now and then every ``reload_interval_s`` on a daemon thread.
+
+    Subclasses set ``model_name``, ``reload_interval_s``, ``ready`` (``None`` or a callable
+    saying whether checking makes sense yet) and ``thread_name``, and implement ``check_now``.
+    """
+
+    model_name: str
+    reload_interval_s: float
+    ready: Callable[[], bool] | None
+    thread_name = "opsloop-models"
+    _stop: threading.Event
+    _thread: threading.Thread | None
+
+    def check_now(self) -> Any:  # pragma: no cover - implemented by subclasses
+        """Look at the registry and apply what changed."""
+        raise NotImplementedError
+
+    def start(self) -> None:
+        """Check now and then every ``reload_interval_s`` on a daemon thread."""
+        if self._thread is not None and self._thread.is_alive():
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name=self.thread_name, daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop polling (waits for a check in progress up to ``timeout``)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+
+    def _run(self) -> None:
+        while True:
+            try:
+                if self.ready is None or self.ready():
+                    self.check_now()
+            except Exception:
+                log.warning("checking the %s champion failed", self.model_name, exc_info=True)
+            if self._stop.wait(self.reload_interval_s):
+                return
+
+
+class ChampionWatcher(_Poller):
     """Keeps the log engine on the registry's champion and shadows its challenger."""
 
     def __init__(
@@ -217,32 +261,6 @@ class ChampionWatcher:
             finally:
                 self.last_check = time.time()
 
-    # -- background polling ---------------------------------------------------------------------
-    def start(self) -> None:
-        """Check now and then every ``reload_interval_s`` on a daemon thread."""
-        if self._thread is not None and self._thread.is_alive():
-            return
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="opsloop-models", daemon=True)
-        self._thread.start()
-
-    def stop(self, timeout: float = 5.0) -> None:
-        """Stop polling (waits for a check in progress up to ``timeout``)."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
-
-    def _run(self) -> None:
-        while True:
-            try:
-                if self.ready is None or self.ready():
-                    self.check_now()
-            except Exception:
-                log.warning("checking the %s champion failed", self.model_name, exc_info=True)
-            if self._stop.wait(self.reload_interval_s):
-                return
-
     def status(self) -> dict[str, Any]:
         """What is loaded, what was skipped and why, the last check, and the shadow counts."""
         return {
@@ -262,13 +280,15 @@ class ChampionWatcher:
 SettingsLoader = Callable[[str], dict[str, Any]]
 
 
-class MetricSettingsWatcher:
+class MetricSettingsWatcher(_Poller):
     """Keeps the metric engine on the alarm settings of the registry's champion.
 
     A version whose settings the engine refuses (a ``ValueError`` from ``use_settings``) is
     skipped once, with the reason in :meth:`status`; when the alias disappears the last applied
     settings stay.
     """
+
+    thread_name = "opsloop-metric-settings"
 
     def __init__(
         self,
@@ -329,33 +349,6 @@ class MetricSettingsWatcher:
                 raise
             finally:
                 self.last_check = time.time()
-
-    def start(self) -> None:
-        """Check now and then every ``reload_interval_s`` on a daemon thread."""
-        if self._thread is not None and self._thread.is_alive():
-            return
-        self._stop.clear()
-        self._thread = threading.Thread(
-            target=self._run, name="opsloop-metric-settings", daemon=True
-        )
-        self._thread.start()
-
-    def stop(self, timeout: float = 5.0) -> None:
-        """Stop polling (waits for a check in progress up to ``timeout``)."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
-
-    def _run(self) -> None:
-        while True:
-            try:
-                if self.ready is None or self.ready():
-                    self.check_now()
-            except Exception:
-                log.warning("checking the %s champion failed", self.model_name, exc_info=True)
-            if self._stop.wait(self.reload_interval_s):
-                return
 
     def status(self) -> dict[str, Any]:
         """The live version and families, what was skipped and why, the last check."""
