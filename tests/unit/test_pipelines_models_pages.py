@@ -234,3 +234,30 @@ def test_doctests():
     for module in (pipelines_pages, models_pages):
         result = doctest.testmod(module)
         assert result.attempted >= 1 and result.failed == 0, module.__name__
+
+
+def test_model_page_shows_traffic_and_monitoring_series(client, make_token, settings):
+    import time as _time
+
+    from opsloop.learn.mlflow_env import MlflowEnv
+    from opsloop.store.telemetry.metrics import MetricSample
+    from opsloop.store.telemetry.predictions import PredictionRecord
+
+    env = MlflowEnv(settings.home)
+    env.client().create_registered_model("churn")
+    env.client().create_model_version("churn", "file:///nowhere/churn/1")
+    platform = client.app.state.platform
+    now = _time.time()
+    platform.predictions.append(
+        [PredictionRecord(now, "churn", "1", "champion", "r1", {"tenure": 3}, [1], 2.0)]
+    )
+    labels = {"model": "churn", "version": "1", "feature": "tenure", "method": "ks"}
+    platform.metrics.ingest([MetricSample("model_drift_score", 0.003, now - 60, labels)])
+    platform.metrics.ingest([MetricSample("model_accuracy", 0.91, now - 60, {"model": "churn"})])
+    platform.metrics.ingest([MetricSample("model_accuracy", 0.5, now - 60, {"model": "other"})])
+    _login(client, make_token, "viewer", "vera")
+    html = client.get("/models/churn").text
+    assert 'id="traffic-predictions">1<' in html
+    assert "model_drift_score" in html and "feature=tenure" in html
+    assert "/series/view?name=model_drift_score" in html
+    assert html.count("model_accuracy</a>") == 1  # the other model's series is not listed

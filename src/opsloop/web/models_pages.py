@@ -73,7 +73,33 @@ def _model_context(request: Request, name: str) -> dict[str, Any] | None:
     history = {
         alias: list(reversed(entries)) for alias, entries in sorted(model["history"].items())
     }
-    return {"model": model, "versions": versions, "history": history}
+    return {
+        "model": model,
+        "versions": versions,
+        "history": history,
+        **_monitoring_context(request, name),
+    }
+
+
+def _monitoring_context(request: Request, name: str) -> dict[str, Any]:
+    """What the gateway serves of ``name`` (versions live), its traffic, and its monitoring
+    series (drift per feature, performance, latency, error rate) with links to their charts."""
+    from urllib.parse import urlencode
+
+    platform = request.app.state.platform
+    serving = None
+    if platform._serving is not None:
+        serving = next((m for m in platform.serving.status() if m["name"] == name), None)
+    traffic = platform.predictions.counts(name)
+    series = []
+    for row in platform.telemetry.series_overview("model_", limit=2000):
+        labels = row["labels"]
+        if labels.get("model") != name:
+            continue
+        query = [("name", row["name"])] + [("label", f"{k}={v}") for k, v in sorted(labels.items())]
+        detail = ", ".join(f"{k}={v}" for k, v in sorted(labels.items()) if k != "model")
+        series.append({**row, "detail": detail, "href": "/series/view?" + urlencode(query)})
+    return {"serving": serving, "traffic": traffic, "monitoring": series}
 
 
 def _render_model(
