@@ -44,7 +44,6 @@ from __future__ import annotations
 
 import json
 import logging
-import tempfile
 import time
 import uuid
 from collections.abc import Mapping, Sequence
@@ -94,9 +93,6 @@ ACTOR = f"pipeline:{PIPELINE}"
 DEFAULT_SERVICES = "platform"
 GRID_ALARM_P = (1e-2, 1e-3, 1e-4)
 GRID_REFRACTORY = (50, 100, 300)
-MODEL_ARTIFACT_PATH = "model"
-STATE_FILE = "state.json"
-MAX_TAG = 5000
 
 
 # -- registry I/O (MLflow imported inside) ----------------------------------------------------
@@ -109,58 +105,24 @@ def register_settings(
     description: str = "",
 ) -> str:
     """Log the settings ``document`` as a pyfunc model in run ``run_id``, register it."""
-    import mlflow.pyfunc
-    from mlflow.exceptions import MlflowException
-
     from opsloop.learn.detectors import metric_settings_pyfunc
+    from opsloop.learn.detectors.mlflow_io import register_json_model
 
-    client = env.client()
     families = sorted(document["settings"])
-    with tempfile.TemporaryDirectory(prefix="opsloop-model-") as tmp:
-        state = Path(tmp) / STATE_FILE
-        state.write_text(json.dumps(document, sort_keys=True))
-        model_dir = Path(tmp) / MODEL_ARTIFACT_PATH
-        mlflow.pyfunc.save_model(
-            path=str(model_dir),
-            python_model=metric_settings_pyfunc.__file__,
-            artifacts={metric_settings_pyfunc.STATE_ARTIFACT: str(state)},
-            input_example=families[:1] or None,
-            pip_requirements=["opsloop", "pydantic"],
-        )
-        client.log_artifacts(run_id, str(model_dir), MODEL_ARTIFACT_PATH)
-    try:
-        client.create_registered_model(
-            model_name, description="opsloop's metric alarm settings per series family"
-        )
-    except MlflowException as exc:
-        if exc.error_code != "RESOURCE_ALREADY_EXISTS":
-            raise
-    source = client.get_run(run_id).info.artifact_uri.rstrip("/") + "/" + MODEL_ARTIFACT_PATH
-    clean = {str(k)[:250]: str(v)[:MAX_TAG] for k, v in (tags or {}).items()}
-    version = client.create_model_version(
-        model_name, source, run_id=run_id, tags=clean, description=description
-    )
-    return str(version.version)
+    return register_json_model(
+        env, document, model_name=model_name, run_id=run_id,
+        pyfunc_file=metric_settings_pyfunc.__file__,
+        state_artifact=metric_settings_pyfunc.STATE_ARTIFACT,
+        model_description="opsloop's metric alarm settings per series family",
+        input_example=families[:1] or None, tags=tags, description=description,
+    )  # fmt: skip
 
 
 def load_settings(env: MlflowEnv, model_name: str, version: str) -> dict[str, Any]:
     """The settings document of a version (reads only its JSON artifact, in place if local)."""
-    import mlflow.artifacts
+    from opsloop.learn.detectors.mlflow_io import load_json_state
 
-    source = env.client().get_model_version(model_name, str(version)).source.rstrip("/")
-    if source.startswith("file://"):
-        from urllib.parse import unquote, urlparse
-
-        local = Path(unquote(urlparse(source).path)) / "artifacts" / STATE_FILE
-        document = json.loads(local.read_text())
-    else:
-        with tempfile.TemporaryDirectory(prefix="opsloop-model-") as tmp:
-            path = mlflow.artifacts.download_artifacts(
-                artifact_uri=f"{source}/artifacts/{STATE_FILE}",
-                dst_path=tmp,
-                tracking_uri=env.tracking_uri,
-            )
-            document = json.loads(Path(path).read_text())
+    document = load_json_state(env, model_name, version)
     document["settings"] = {f: check_settings(s) for f, s in document["settings"].items()}
     return document
 

@@ -13,17 +13,92 @@ from __future__ import annotations
 
 import json
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from opsloop.learn.detectors.package import SessionModelPackage
 from opsloop.learn.mlflow_env import MlflowEnv
 
-__all__ = ["MODEL_ARTIFACT_PATH", "load_package", "register_package"]
+__all__ = [
+    "MODEL_ARTIFACT_PATH",
+    "load_json_state",
+    "load_package",
+    "register_json_model",
+    "register_package",
+]
 
 MODEL_ARTIFACT_PATH = "model"
 STATE_FILE = "state.json"
 MAX_TAG = 5000
+
+
+def register_json_model(
+    env: MlflowEnv,
+    document: Mapping[str, Any],
+    *,
+    model_name: str,
+    run_id: str,
+    pyfunc_file: str,
+    state_artifact: str,
+    model_description: str,
+    input_example: Any = None,
+    pip_requirements: Sequence[str] = ("opsloop", "pydantic"),
+    tags: Mapping[str, str] | None = None,
+    description: str = "",
+) -> str:
+    """Log ``document`` (JSON) as the state of a pyfunc model in run ``run_id``, register it.
+
+    ``pyfunc_file`` is the models-from-code file of the pyfunc (nothing is pickled) and
+    ``state_artifact`` the artifact key it reads the JSON from. Returns the new version.
+    """
+    import mlflow.pyfunc
+    from mlflow.exceptions import MlflowException
+
+    client = env.client()
+    with tempfile.TemporaryDirectory(prefix="opsloop-model-") as tmp:
+        state = Path(tmp) / STATE_FILE
+        state.write_text(json.dumps(document, sort_keys=True))
+        model_dir = Path(tmp) / MODEL_ARTIFACT_PATH
+        mlflow.pyfunc.save_model(
+            path=str(model_dir),
+            python_model=pyfunc_file,
+            artifacts={state_artifact: str(state)},
+            input_example=input_example,
+            pip_requirements=list(pip_requirements),
+        )
+        client.log_artifacts(run_id, str(model_dir), MODEL_ARTIFACT_PATH)
+    try:
+        client.create_registered_model(model_name, description=model_description)
+    except MlflowException as exc:
+        if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+            raise
+    source = client.get_run(run_id).info.artifact_uri.rstrip("/") + "/" + MODEL_ARTIFACT_PATH
+    clean = {str(k)[:250]: str(v)[:MAX_TAG] for k, v in (tags or {}).items()}
+    version = client.create_model_version(
+        model_name, source, run_id=run_id, tags=clean, description=description
+    )
+    return str(version.version)
+
+
+def load_json_state(env: MlflowEnv, model_name: str, version: str) -> dict[str, Any]:
+    """The JSON state of a version registered by :func:`register_json_model` (read in place
+    on the embedded store, downloaded otherwise; the pyfunc model itself is not loaded)."""
+    import mlflow.artifacts
+
+    source = env.client().get_model_version(model_name, str(version)).source.rstrip("/")
+    if source.startswith("file://"):  # the embedded store: read the file in place
+        from urllib.parse import unquote, urlparse
+
+        local = Path(unquote(urlparse(source).path)) / "artifacts" / STATE_FILE
+        return json.loads(local.read_text())
+    with tempfile.TemporaryDirectory(prefix="opsloop-model-") as tmp:
+        path = mlflow.artifacts.download_artifacts(
+            artifact_uri=f"{source}/artifacts/{STATE_FILE}",
+            dst_path=tmp,
+            tracking_uri=env.tracking_uri,
+        )
+        return json.loads(Path(path).read_text())
 
 
 def register_package(
@@ -39,56 +114,17 @@ def register_package(
 
     ``example`` (one session's events) becomes the model's input example.
     """
-    import mlflow.pyfunc
-    from mlflow.exceptions import MlflowException
-
     from opsloop.learn.detectors import pyfunc_model
 
-    client = env.client()
-    input_example = [" ".join(example)] if example else None
-    with tempfile.TemporaryDirectory(prefix="opsloop-model-") as tmp:
-        state = Path(tmp) / STATE_FILE
-        state.write_text(json.dumps(package.to_dict()))
-        model_dir = Path(tmp) / MODEL_ARTIFACT_PATH
-        mlflow.pyfunc.save_model(
-            path=str(model_dir),
-            python_model=pyfunc_model.__file__,
-            artifacts={pyfunc_model.STATE_ARTIFACT: str(state)},
-            input_example=input_example,
-            pip_requirements=["opsloop", "numpy", "pydantic"],
-        )
-        client.log_artifacts(run_id, str(model_dir), MODEL_ARTIFACT_PATH)
-    try:
-        client.create_registered_model(
-            model_name, description="opsloop's log-session anomaly detector (built-in pipeline)"
-        )
-    except MlflowException as exc:
-        if exc.error_code != "RESOURCE_ALREADY_EXISTS":
-            raise
-    source = client.get_run(run_id).info.artifact_uri.rstrip("/") + "/" + MODEL_ARTIFACT_PATH
-    clean = {str(k)[:250]: str(v)[:MAX_TAG] for k, v in (tags or {}).items()}
-    version = client.create_model_version(
-        model_name, source, run_id=run_id, tags=clean, description=description
-    )
-    return str(version.version)
+    return register_json_model(
+        env, package.to_dict(), model_name=model_name, run_id=run_id,
+        pyfunc_file=pyfunc_model.__file__, state_artifact=pyfunc_model.STATE_ARTIFACT,
+        model_description="opsloop's log-session anomaly detector (built-in pipeline)",
+        input_example=[" ".join(example)] if example else None,
+        pip_requirements=("opsloop", "numpy", "pydantic"), tags=tags, description=description,
+    )  # fmt: skip
 
 
 def load_package(env: MlflowEnv, model_name: str, version: str) -> SessionModelPackage:
     """The package of ``model_name`` version ``version`` (reads only its JSON artifact)."""
-    import mlflow.artifacts
-
-    client = env.client()
-    source = client.get_model_version(model_name, str(version)).source.rstrip("/")
-    if source.startswith("file://"):  # the embedded store: read the file in place
-        from urllib.parse import unquote, urlparse
-
-        local = Path(unquote(urlparse(source).path)) / "artifacts" / STATE_FILE
-        return SessionModelPackage.from_dict(json.loads(local.read_text()))
-    with tempfile.TemporaryDirectory(prefix="opsloop-model-") as tmp:
-        path = mlflow.artifacts.download_artifacts(
-            artifact_uri=f"{source}/artifacts/{STATE_FILE}",
-            dst_path=tmp,
-            tracking_uri=env.tracking_uri,
-        )
-        document = json.loads(Path(path).read_text())
-    return SessionModelPackage.from_dict(document)
+    return SessionModelPackage.from_dict(load_json_state(env, model_name, version))
