@@ -39,6 +39,7 @@ from opsloop.store.telemetry.metrics import canonical_labels
 log = logging.getLogger("opsloop.metrics")
 STATE_VERSION = 1
 WARN_AGAIN_AFTER_S = 86400.0
+ESCALATE_AFTER_S = 1800.0  # the soonest a warning repeats because exhaustion came closer
 MIN_FORECAST_POINTS = 30
 
 
@@ -208,8 +209,9 @@ class MetricIngest:
         last = self._warned.get(key, -math.inf)
         if s.ts - last < WARN_AGAIN_AFTER_S:
             # warned recently: again only if exhaustion came much closer than then foreseen
+            # (and not more often than every ESCALATE_AFTER_S, so a fast fill is not a storm)
             foreseen = self._warned_eta.get(key, math.inf) - (s.ts - last)
-            if not eta.seconds < 0.5 * foreseen:
+            if s.ts - last < ESCALATE_AFTER_S or not eta.seconds < 0.5 * foreseen:
                 return None
         self._warned[key] = s.ts
         self._warned_eta[key] = eta.seconds
