@@ -34,7 +34,8 @@ test: lint
 
 bench: install
 	$(BIN)/python -m pip install -q -e '.[bench]'
-	$(BIN)/python benchmarks/run_all.py
+	@echo "Peers installed (drain3). Each benchmark is its own script in benchmarks/;"
+	@echo "BENCHMARKS.md gives the command of every figure (most need ../shared/data)."
 
 clean:
 	rm -rf $(VENV) dist build .pytest_cache .ruff_cache
