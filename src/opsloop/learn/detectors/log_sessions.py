@@ -89,14 +89,9 @@ DEFAULT_SERVICES = "platform"
 
 # -- helpers (steps call them; a change here needs a step ``version`` bump to bust the cache) ---
 def _registry(services: str, mlflow_home: str, mlflow_uri: str | None) -> Any:
-    from opsloop.learn.registry import ModelRegistry
+    from opsloop.learn.detectors.mlflow_io import pipeline_registry
 
-    bound = get_services(services).registry
-    if bound is not None:
-        return bound
-    if not mlflow_home:
-        raise RuntimeError(f"no registry bound as {services!r} and no mlflow_home given")
-    return ModelRegistry(MlflowEnv(Path(mlflow_home), mlflow_uri or None))
+    return pipeline_registry(services, mlflow_home, mlflow_uri)
 
 
 def _package(model: Mapping[str, Any], meta: Mapping[str, Any]) -> SessionModelPackage:
@@ -263,18 +258,12 @@ def register(
     mlflow_uri: str | None = None,
 ) -> dict[str, Any]:
     """Register the new model as a version of ``model_name``; tag it with its lineage."""
-    from opsloop.learn.detectors.mlflow_io import register_package
+    from opsloop.learn.detectors.mlflow_io import register_package, register_run
 
     env = _registry(services, mlflow_home, mlflow_uri).env
     client = env.client()
     ctx = current_step()
-    run_id, parent, own = ctx.tracker_run_id, None, False
-    if run_id is None or ctx.tracking_uri != env.tracking_uri:
-        experiment = env.experiment_id(f"pipeline/{PIPELINE}", client)
-        run_id = client.create_run(experiment, run_name="register").info.run_id
-        own = True
-    else:
-        parent = client.get_run(run_id).data.tags.get("mlflow.parentRunId")
+    run_id, parent, own = register_run(env, PIPELINE, client)
     challenger, champion = report["challenger"], report.get("champion") or {}
     tags = {
         "opsloop.pipeline": PIPELINE,

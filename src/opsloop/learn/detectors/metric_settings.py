@@ -47,7 +47,6 @@ import logging
 import time
 import uuid
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 from opsloop.learn.detectors.bindings import (
@@ -128,14 +127,9 @@ def load_settings(env: MlflowEnv, model_name: str, version: str) -> dict[str, An
 
 
 def _registry(services: str, mlflow_home: str, mlflow_uri: str | None) -> Any:
-    from opsloop.learn.registry import ModelRegistry
+    from opsloop.learn.detectors.mlflow_io import pipeline_registry
 
-    bound = get_services(services).registry
-    if bound is not None:
-        return bound
-    if not mlflow_home:
-        raise RuntimeError(f"no registry bound as {services!r} and no mlflow_home given")
-    return ModelRegistry(MlflowEnv(Path(mlflow_home), mlflow_uri or None))
+    return pipeline_registry(services, mlflow_home, mlflow_uri)
 
 
 def _family_score(
@@ -318,16 +312,12 @@ def register(
     mlflow_uri: str | None = None,
 ) -> dict[str, Any]:
     """Register ``{family: settings}`` as a version of ``model_name``, tagged with its lineage."""
+    from opsloop.learn.detectors.mlflow_io import register_run
+
     env = _registry(services, mlflow_home, mlflow_uri).env
     client = env.client()
     ctx = current_step()
-    run_id, parent, own = ctx.tracker_run_id, None, False
-    if run_id is None or ctx.tracking_uri != env.tracking_uri:
-        experiment = env.experiment_id(f"pipeline/{PIPELINE}", client)
-        run_id = client.create_run(experiment, run_name="register").info.run_id
-        own = True
-    else:
-        parent = client.get_run(run_id).data.tags.get("mlflow.parentRunId")
+    run_id, parent, own = register_run(env, PIPELINE, client)
     new, base = report["challenger"], report["champion"]
     per_family = {
         f: {"settings": v["challenger"]["settings"], "score": v["challenger"]["score"],

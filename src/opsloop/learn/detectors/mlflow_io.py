@@ -128,3 +128,34 @@ def register_package(
 def load_package(env: MlflowEnv, model_name: str, version: str) -> SessionModelPackage:
     """The package of ``model_name`` version ``version`` (reads only its JSON artifact)."""
     return SessionModelPackage.from_dict(load_json_state(env, model_name, version))
+
+
+def pipeline_registry(services: str, mlflow_home: str, mlflow_uri: str | None) -> Any:
+    """The registry a detector pipeline writes to: the platform's (audited) when bound as
+    ``services``, else a plain one on ``mlflow_home``/``mlflow_uri`` (scripts, tests)."""
+    from opsloop.learn.detectors.bindings import get_services
+    from opsloop.learn.registry import ModelRegistry
+
+    bound = get_services(services).registry
+    if bound is not None:
+        return bound
+    if not mlflow_home:
+        raise RuntimeError(f"no registry bound as {services!r} and no mlflow_home given")
+    return ModelRegistry(MlflowEnv(Path(mlflow_home), mlflow_uri or None))
+
+
+def register_run(env: MlflowEnv, pipeline: str, client: Any) -> tuple[str, str | None, bool]:
+    """``(run_id, parent_run_id, own)``: the MLflow run a register step logs the model into.
+
+    The step's own tracker run when it tracks into this store; else a new ``register`` run in
+    experiment ``pipeline/<pipeline>`` (``own`` is then True: the caller puts the step's
+    metrics on it, as no tracker run carries them).
+    """
+    from opsloop.learn.pipelines import current_step
+
+    ctx = current_step()
+    run_id = ctx.tracker_run_id
+    if run_id is None or ctx.tracking_uri != env.tracking_uri:
+        experiment = env.experiment_id(f"pipeline/{pipeline}", client)
+        return client.create_run(experiment, run_name="register").info.run_id, None, True
+    return run_id, client.get_run(run_id).data.tags.get("mlflow.parentRunId"), False
