@@ -34,7 +34,7 @@ name: demo-retrain-churn
 description: Retrain the churn model on recent customers when its inputs drift (demo).
 triggers:
   - anomaly: {kind: model_drift}
-policies: {cooldown_s: 20, timeout_s: 600}
+policies: {cooldown_s: 5, max_concurrent: 2, timeout_s: 600}
 steps:
   - id: retrain
     pipeline: {name: demo-churn, params: {customers: {shift_sigma: 3.0, seed: 1}}}
