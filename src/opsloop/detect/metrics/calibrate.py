@@ -44,8 +44,19 @@ class TailCalibrator:
         P(A >= a) = (1 - q) (1 + xi (a - u) / sigma)^(-1 / xi)      for a > u
 
     Below ``u`` the probability is interpolated between ``med`` (``1/2``) and ``u`` (``1 - q``).
-    Everything forgets, so a noisy warm-up does not inflate the tail for ever. Until
-    ``min_exceedances`` exceedances have been seen, ``pvalue`` returns 1. Memory O(1).
+    Until ``min_exceedances`` exceedances have been seen, ``pvalue`` returns 1. Memory O(1).
+
+    Stale quantiles. The step above moves ``u`` down by only ``rho d (1 - q)`` per value, so an
+    ``u`` inflated by a wild start (a model still converging, a transient) would take about
+    ``1 / (rho (1 - q))`` values (5,000 at ``q = 0.99``) per e-fold to come down, blind to
+    everything below it meanwhile. A right ``q``-quantile goes ``m`` values unexceeded with
+    probability ``q^m``; after ``m = ceil(5 / (1 - q))`` of them (``q^m ~ e^-5 ~ 0.7 %``) ``u``
+    is taken as stale and reset to the largest value seen since the last exceedance (an upper
+    estimate of the quantile, so the reset errs on the quiet side)::
+
+        u <- max(a since the last a > u)        med <- min(med, u)
+
+    The fitted tail (``m``, ``v``) is kept.
 
     >>> import random
     >>> rng = random.Random(1)
@@ -79,6 +90,9 @@ class TailCalibrator:
         self.ne = 0
         self.mean = 0.0
         self.var = 0.0
+        self.stale = 0  # values since the last exceedance (after the P-square start)
+        self.stale_max = -math.inf  # the largest of them
+        self.stale_after = math.ceil(5.0 / (1.0 - q))
 
     def pvalue(self, a: float) -> float:
         """Estimated ``P(A >= a)`` in ``(0, 1]``."""
@@ -115,6 +129,18 @@ class TailCalibrator:
             diff = y - self.mean
             self.mean += w * diff
             self.var = (1.0 - w) * (self.var + w * diff * diff)
+        if self.p2_upper is None:
+            if a > self.u:
+                self.stale, self.stale_max = 0, -math.inf
+            else:
+                self.stale += 1
+                if a > self.stale_max:
+                    self.stale_max = a
+                if self.stale >= self.stale_after:
+                    self.u = self.stale_max
+                    if self.med > self.u:
+                        self.med = self.u
+                    self.stale, self.stale_max = 0, -math.inf
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able state."""
@@ -133,6 +159,8 @@ class TailCalibrator:
             "ne": self.ne,
             "mean": self.mean,
             "var": self.var,
+            "stale": self.stale,
+            "stale_max": self.stale_max if math.isfinite(self.stale_max) else None,
         }
 
     @classmethod
@@ -144,4 +172,7 @@ class TailCalibrator:
         obj.u, obj.med, obj.d = float(d["u"]), float(d["med"]), float(d["d"])
         obj.n, obj.ne = int(d["n"]), int(d["ne"])
         obj.mean, obj.var = float(d["mean"]), float(d["var"])
+        obj.stale = int(d.get("stale", 0))  # (absent from snapshots before stale resets)
+        m = d.get("stale_max")
+        obj.stale_max = -math.inf if m is None else float(m)
         return obj

@@ -38,7 +38,8 @@ class DefaultMetricDetector:
                                                     z-normalised, to the 1000 windows before)
 
     Calibration. Each ``a_j`` gets a tail probability ``p_j`` from its own
-    :class:`TailCalibrator` (peaks over the 99 % quantile, memory of about 500 exceedances),
+    :class:`TailCalibrator` (peaks over the 99 % quantile, memory of about 500 exceedances, a
+    quantile left unexceeded for 500 points reset: a wild start does not blind it),
     combined with Bonferroni, ``p = min(1, 4 min_j p_j)``. Alpha spending: a stream that has
     run for ``n`` points has had ``n`` chances of a false alarm, so ``p`` is multiplied by
     ``max(1, n / spend)`` — the expected number of false alarms grows like ``log n`` instead of
@@ -46,8 +47,10 @@ class DefaultMetricDetector:
 
     Gating and alarms. A gate (:class:`EdgeAlarm` at ``1 - p >= 1 - gate_p``) damps the emitted
     score after each rising edge until the series has been quiet again, so one incident emits
-    one high score, whatever threshold a consumer applies. Alarms (``last_alarm``) are a second,
-    stricter :class:`EdgeAlarm` at ``1 - p >= 1 - alarm_p``.
+    one high score, whatever threshold a consumer applies; a ``p`` at least ``escalate`` (10)
+    times smaller than the last edge's passes the gate and is a new edge (an outage that
+    follows a noise alarm is not silenced by it). Alarms (``last_alarm``) are a second,
+    stricter :class:`EdgeAlarm` at ``1 - p >= 1 - alarm_p``, escalating the same way.
 
     Non-finite ``t`` or ``x`` score 0 and are not learned. :meth:`score_many` scores a whole
     batch with the same recurrence, bit for bit, several times faster.
@@ -72,6 +75,7 @@ class DefaultMetricDetector:
         spend: float = 4000.0,
         shape_window: int = 16,
         shape_memory: int = 1000,
+        escalate: float = 10.0,
     ) -> None:
         if not (
             0.0 < alarm_p < 1.0
@@ -79,21 +83,28 @@ class DefaultMetricDetector:
             and refractory >= 0
             and warmup >= 2
             and spend >= 0.0
+            and (escalate == 0.0 or escalate > 1.0)
         ):
             raise ValueError(
-                "need 0 < alarm_p, gate_p < 1, refractory >= 0, warmup >= 2, spend >= 0"
+                "need 0 < alarm_p, gate_p < 1, refractory >= 0, warmup >= 2, spend >= 0, "
+                "escalate 0 (off) or > 1"
             )
         self.alarm_p = alarm_p
         self.gate_p = gate_p
         self.refractory = refractory
         self.warmup = warmup
         self.spend = spend
+        self.escalate = escalate
         self.models: dict[str, SeasonalModel] = {"none": SeasonalModel(None, eta=0.002)}
         self.active = "none"
         self.shape = ShapeNovelty(shape_window, shape_memory)
         self.calibrators = [TailCalibrator(q=0.99, lam=0.002) for _ in range(_N_VIEWS)]
-        self.gate = EdgeAlarm(on=1.0 - gate_p, off=0.9, refractory=refractory, clear=10)
-        self.alarm = EdgeAlarm(on=1.0 - alarm_p, off=0.9, refractory=refractory, clear=10)
+        self.gate = EdgeAlarm(
+            on=1.0 - gate_p, off=0.9, refractory=refractory, clear=10, escalate=escalate
+        )
+        self.alarm = EdgeAlarm(
+            on=1.0 - alarm_p, off=0.9, refractory=refractory, clear=10, escalate=escalate
+        )
         self.ewma_z = 0.0
         self.ewma_z2 = 1.0
         self.n = 0
@@ -295,14 +306,56 @@ class DefaultMetricDetector:
         active = ("none", "day", "week").index(self.active)
         # calibrators (through their own update() while any is in its P-square start)
         ca, cb, cc, cd = self.calibrators
-        ua, ma, da, na, nea, mea, va = ca.u, ca.med, ca.d, ca.n, ca.ne, ca.mean, ca.var
-        ub, mb, db, nb, neb, meb, vb = cb.u, cb.med, cb.d, cb.n, cb.ne, cb.mean, cb.var
-        uc, mc, dc, nc, nec, mec, vc = cc.u, cc.med, cc.d, cc.n, cc.ne, cc.mean, cc.var
-        ud, mdn, dd, nd, ned, med, vd = cd.u, cd.med, cd.d, cd.n, cd.ne, cd.mean, cd.var
+        ua, ma, da, na, nea, mea, va, sta, sxa = (
+            ca.u,
+            ca.med,
+            ca.d,
+            ca.n,
+            ca.ne,
+            ca.mean,
+            ca.var,
+            ca.stale,
+            ca.stale_max,
+        )
+        ub, mb, db, nb, neb, meb, vb, stb, sxb = (
+            cb.u,
+            cb.med,
+            cb.d,
+            cb.n,
+            cb.ne,
+            cb.mean,
+            cb.var,
+            cb.stale,
+            cb.stale_max,
+        )
+        uc, mc, dc, nc, nec, mec, vc, stc, sxc = (
+            cc.u,
+            cc.med,
+            cc.d,
+            cc.n,
+            cc.ne,
+            cc.mean,
+            cc.var,
+            cc.stale,
+            cc.stale_max,
+        )
+        ud, mdn, dd, nd, ned, med, vd, std, sxd = (
+            cd.u,
+            cd.med,
+            cd.d,
+            cd.n,
+            cd.ne,
+            cd.mean,
+            cd.var,
+            cd.stale,
+            cd.stale_max,
+        )
         ta, tb, tc, td = 1.0 - ca.q, 1.0 - cb.q, 1.0 - cc.q, 1.0 - cd.q
         upa, upb, upc, upd = 1.0 - ta, 1.0 - tb, 1.0 - tc, 1.0 - td
         dna, dnb, dnc, dnd = 0.0 - ta, 0.0 - tb, 0.0 - tc, 0.0 - td
         ra, rb, rc, rd = ca.rho, cb.rho, cc.rho, cd.rho
+        sfa, sfb, sfc, sfd = ca.stale_after, cb.stale_after, cc.stale_after, cd.stale_after
+        ninf = -math.inf
         lma, lmb, lmc, lmd = ca.lam, cb.lam, cc.lam, cd.lam
         xa, xb, xc = ca.min_exceedances, cb.min_exceedances, cc.min_exceedances
         xd = cd.min_exceedances
@@ -313,8 +366,10 @@ class DefaultMetricDetector:
         G, A = self.gate, self.alarm
         g_arm, g_since, g_quiet = G.armed, G.since, G.quiet
         g_on, g_off, g_ref, g_clr, g_damp = G.on, G.off, G.refractory, G.clear, G.damp
+        g_esc, g_last = G.escalate, G.last_p
         a_arm, a_since, a_quiet = A.armed, A.since, A.quiet
         a_on, a_off, a_ref, a_clr = A.on, A.off, A.refractory, A.clear
+        a_esc, a_last = A.escalate, A.last_p
         fired = self.last_alarm
         t = self.t_last
         q1 = q1b = q2 = q2b = 0
@@ -423,6 +478,11 @@ class DefaultMetricDetector:
                 out[i] = score
                 if score >= g_on:
                     g_arm, g_since, g_quiet = False, 0, 0
+                    g_last = 1.0 - score
+            elif g_esc > 0.0 and score >= g_on and (1.0 - score) * g_esc <= g_last:
+                out[i] = score
+                g_since, g_quiet = 0, 0
+                g_last = 1.0 - score
             else:
                 out[i] = g_damp * score
                 g_since += 1
@@ -433,6 +493,10 @@ class DefaultMetricDetector:
             if a_arm:
                 if score >= a_on:
                     a_arm, a_since, a_quiet, fired = False, 0, 0, True
+                    a_last = 1.0 - score
+            elif a_esc > 0.0 and score >= a_on and (1.0 - score) * a_esc <= a_last:
+                a_since, a_quiet, fired = 0, 0, True
+                a_last = 1.0 - score
             else:
                 a_since += 1
                 a_quiet = a_quiet + 1 if score < a_off else 0
@@ -442,18 +506,98 @@ class DefaultMetricDetector:
             # P-square start)
             if early:
                 if n >= half:
-                    ca.u, ca.med, ca.d, ca.n, ca.ne, ca.mean, ca.var = ua, ma, da, na, nea, mea, va
-                    cb.u, cb.med, cb.d, cb.n, cb.ne, cb.mean, cb.var = ub, mb, db, nb, neb, meb, vb
-                    cc.u, cc.med, cc.d, cc.n, cc.ne, cc.mean, cc.var = uc, mc, dc, nc, nec, mec, vc
-                    cd.u, cd.med, cd.d, cd.n, cd.ne, cd.mean, cd.var = ud, mdn, dd, nd, ned, med, vd
+                    ca.u, ca.med, ca.d, ca.n, ca.ne, ca.mean, ca.var, ca.stale, ca.stale_max = (
+                        ua,
+                        ma,
+                        da,
+                        na,
+                        nea,
+                        mea,
+                        va,
+                        sta,
+                        sxa,
+                    )
+                    cb.u, cb.med, cb.d, cb.n, cb.ne, cb.mean, cb.var, cb.stale, cb.stale_max = (
+                        ub,
+                        mb,
+                        db,
+                        nb,
+                        neb,
+                        meb,
+                        vb,
+                        stb,
+                        sxb,
+                    )
+                    cc.u, cc.med, cc.d, cc.n, cc.ne, cc.mean, cc.var, cc.stale, cc.stale_max = (
+                        uc,
+                        mc,
+                        dc,
+                        nc,
+                        nec,
+                        mec,
+                        vc,
+                        stc,
+                        sxc,
+                    )
+                    cd.u, cd.med, cd.d, cd.n, cd.ne, cd.mean, cd.var, cd.stale, cd.stale_max = (
+                        ud,
+                        mdn,
+                        dd,
+                        nd,
+                        ned,
+                        med,
+                        vd,
+                        std,
+                        sxd,
+                    )
                     ca.update(v1)
                     cb.update(v2)
                     cc.update(v3)
                     cd.update(v4)
-                    ua, ma, da, na, nea, mea, va = ca.u, ca.med, ca.d, ca.n, ca.ne, ca.mean, ca.var
-                    ub, mb, db, nb, neb, meb, vb = cb.u, cb.med, cb.d, cb.n, cb.ne, cb.mean, cb.var
-                    uc, mc, dc, nc, nec, mec, vc = cc.u, cc.med, cc.d, cc.n, cc.ne, cc.mean, cc.var
-                    ud, mdn, dd, nd, ned, med, vd = cd.u, cd.med, cd.d, cd.n, cd.ne, cd.mean, cd.var
+                    ua, ma, da, na, nea, mea, va, sta, sxa = (
+                        ca.u,
+                        ca.med,
+                        ca.d,
+                        ca.n,
+                        ca.ne,
+                        ca.mean,
+                        ca.var,
+                        ca.stale,
+                        ca.stale_max,
+                    )
+                    ub, mb, db, nb, neb, meb, vb, stb, sxb = (
+                        cb.u,
+                        cb.med,
+                        cb.d,
+                        cb.n,
+                        cb.ne,
+                        cb.mean,
+                        cb.var,
+                        cb.stale,
+                        cb.stale_max,
+                    )
+                    uc, mc, dc, nc, nec, mec, vc, stc, sxc = (
+                        cc.u,
+                        cc.med,
+                        cc.d,
+                        cc.n,
+                        cc.ne,
+                        cc.mean,
+                        cc.var,
+                        cc.stale,
+                        cc.stale_max,
+                    )
+                    ud, mdn, dd, nd, ned, med, vd, std, sxd = (
+                        cd.u,
+                        cd.med,
+                        cd.d,
+                        cd.n,
+                        cd.ne,
+                        cd.mean,
+                        cd.var,
+                        cd.stale,
+                        cd.stale_max,
+                    )
                     early = any(c.p2_upper is not None for c in cals)
             else:
                 na += 1
@@ -468,6 +612,16 @@ class DefaultMetricDetector:
                     y = v1 - ua - mea
                     mea += w * y
                     va = (1.0 - w) * (va + w * y * y)
+                    sta, sxa = 0, ninf
+                else:
+                    sta += 1
+                    if v1 > sxa:
+                        sxa = v1
+                    if sta >= sfa:
+                        ua = sxa
+                        if ma > ua:
+                            ma = ua
+                        sta, sxa = 0, ninf
                 nb += 1
                 ub += rb * db * (upb if v2 > ub else dnb)
                 mb += rb * db * (0.5 if v2 > mb else -0.5)
@@ -480,6 +634,16 @@ class DefaultMetricDetector:
                     y = v2 - ub - meb
                     meb += w * y
                     vb = (1.0 - w) * (vb + w * y * y)
+                    stb, sxb = 0, ninf
+                else:
+                    stb += 1
+                    if v2 > sxb:
+                        sxb = v2
+                    if stb >= sfb:
+                        ub = sxb
+                        if mb > ub:
+                            mb = ub
+                        stb, sxb = 0, ninf
                 nc += 1
                 uc += rc * dc * (upc if v3 > uc else dnc)
                 mc += rc * dc * (0.5 if v3 > mc else -0.5)
@@ -492,6 +656,16 @@ class DefaultMetricDetector:
                     y = v3 - uc - mec
                     mec += w * y
                     vc = (1.0 - w) * (vc + w * y * y)
+                    stc, sxc = 0, ninf
+                else:
+                    stc += 1
+                    if v3 > sxc:
+                        sxc = v3
+                    if stc >= sfc:
+                        uc = sxc
+                        if mc > uc:
+                            mc = uc
+                        stc, sxc = 0, ninf
                 if v4 == v4:
                     nd += 1
                     ud += rd * dd * (upd if v4 > ud else dnd)
@@ -505,6 +679,16 @@ class DefaultMetricDetector:
                         y = v4 - ud - med
                         med += w * y
                         vd = (1.0 - w) * (vd + w * y * y)
+                        std, sxd = 0, ninf
+                    else:
+                        std += 1
+                        if v4 > sxd:
+                            sxd = v4
+                        if std >= sfd:
+                            ud = sxd
+                            if mdn > ud:
+                                mdn = ud
+                            std, sxd = 0, ninf
             # models learn x (SeasonalModel.update)
             n0 += 1
             c = y0
@@ -605,12 +789,52 @@ class DefaultMetricDetector:
             m1.level, m1.trend, m1.spread, m1.err, m1.n = l1, r1, s1, e1, n1
         if m2 is not None:
             m2.level, m2.trend, m2.spread, m2.err, m2.n = l2, r2, s2, e2, n2
-        ca.u, ca.med, ca.d, ca.n, ca.ne, ca.mean, ca.var = ua, ma, da, na, nea, mea, va
-        cb.u, cb.med, cb.d, cb.n, cb.ne, cb.mean, cb.var = ub, mb, db, nb, neb, meb, vb
-        cc.u, cc.med, cc.d, cc.n, cc.ne, cc.mean, cc.var = uc, mc, dc, nc, nec, mec, vc
-        cd.u, cd.med, cd.d, cd.n, cd.ne, cd.mean, cd.var = ud, mdn, dd, nd, ned, med, vd
-        G.armed, G.since, G.quiet = g_arm, g_since, g_quiet
-        A.armed, A.since, A.quiet = a_arm, a_since, a_quiet
+        ca.u, ca.med, ca.d, ca.n, ca.ne, ca.mean, ca.var, ca.stale, ca.stale_max = (
+            ua,
+            ma,
+            da,
+            na,
+            nea,
+            mea,
+            va,
+            sta,
+            sxa,
+        )
+        cb.u, cb.med, cb.d, cb.n, cb.ne, cb.mean, cb.var, cb.stale, cb.stale_max = (
+            ub,
+            mb,
+            db,
+            nb,
+            neb,
+            meb,
+            vb,
+            stb,
+            sxb,
+        )
+        cc.u, cc.med, cc.d, cc.n, cc.ne, cc.mean, cc.var, cc.stale, cc.stale_max = (
+            uc,
+            mc,
+            dc,
+            nc,
+            nec,
+            mec,
+            vc,
+            stc,
+            sxc,
+        )
+        cd.u, cd.med, cd.d, cd.n, cd.ne, cd.mean, cd.var, cd.stale, cd.stale_max = (
+            ud,
+            mdn,
+            dd,
+            nd,
+            ned,
+            med,
+            vd,
+            std,
+            sxd,
+        )
+        G.armed, G.since, G.quiet, G.last_p = g_arm, g_since, g_quiet, g_last
+        A.armed, A.since, A.quiet, A.last_p = a_arm, a_since, a_quiet, a_last
         self._memo = self._p_memo = None
 
     def update(self, t: float, x: float) -> float:
@@ -627,6 +851,7 @@ class DefaultMetricDetector:
             "refractory": self.refractory,
             "warmup": self.warmup,
             "spend": self.spend,
+            "escalate": self.escalate,
             "models": {k: m.to_dict() for k, m in self.models.items()},
             "active": self.active,
             "shape": self.shape.to_dict(),
@@ -653,6 +878,9 @@ class DefaultMetricDetector:
         obj.calibrators = [TailCalibrator.from_dict(c) for c in d["calibrators"]]
         obj.gate = EdgeAlarm.from_dict(d["gate"])
         obj.alarm = EdgeAlarm.from_dict(d["alarm"])
+        # snapshots from before escalation carry none: they get the default from now on
+        obj.escalate = float(d.get("escalate", 10.0))
+        obj.gate.escalate = obj.alarm.escalate = obj.escalate
         obj.ewma_z, obj.ewma_z2 = float(d["ewma_z"]), float(d["ewma_z2"])
         obj.n, obj.t0, obj.t_last = int(d["n"]), float(d["t0"]), float(d["t_last"])
         obj.gaps, obj.dt = [float(g) for g in d["gaps"]], float(d["dt"])
