@@ -347,3 +347,140 @@ def test_old_shape_snapshot_is_rounded_to_the_grid():
     old = ShapeNovelty.from_dict(d)
     assert old.to_dict()["bank"] == s.to_dict()["bank"]
     assert old.score(0.3) == s.score(0.3)
+
+
+# -- stale quantiles and escalation ------------------------------------------------------------
+def _reset_or_escalation_series(kind: str, n: int, seed: int) -> tuple[list[float], list[float]]:
+    """``"wild"``: a square wave for the first 300 points (jumps the models cannot predict
+    inflate the calibrators' quantiles, later reset as stale); ``"pairs"``: quiet noise with
+    spikes in pairs 30 points apart (inside the refractory period), the second far larger."""
+    rng = random.Random(seed)
+    ts, xs = [], []
+    for i in range(n):
+        x = 50.0 + rng.gauss(0, 1.0)
+        if kind == "wild" and i < 300:
+            x += 30.0 * ((i // 40) % 2)
+        if kind == "pairs" and i % 700 == 400:
+            x += 6.0
+        if kind == "pairs" and i % 700 == 430:
+            x += 60.0
+        ts.append(1_500_000_000.0 + STEP * i)
+        xs.append(x)
+    return ts, xs
+
+
+def test_tail_calibrator_recovers_from_an_inflated_start():
+    rng = random.Random(4)
+    c = TailCalibrator(q=0.99, lam=0.002)
+    for _ in range(150):
+        c.update(rng.expovariate(1.0) * 100.0)  # a wild start: 100x the later scale
+    assert c.u > 100.0
+    # the first reset lands on the largest value since the last exceedance, which may still be
+    # a wild one; the second on the quiet ones
+    for _ in range(2 * c.stale_after + 50):
+        c.update(rng.expovariate(1.0))
+    # without resets u would still be above 70 (it falls by ~0.02 % a value)
+    assert c.u < 12.0
+    assert c.pvalue(15.0) < 0.01  # a 15 is rare again (true tail e^-15)
+
+
+def test_tail_calibrator_keeps_a_right_quantile():
+    rng = random.Random(5)
+    c = TailCalibrator(q=0.99, lam=0.002)
+    resets = 0
+    for _ in range(30000):
+        before = c.u
+        c.update(rng.expovariate(1.0))
+        resets += c.p2_upper is None and c.u < 0.8 * before
+    assert resets <= 3  # 0.99^500: a right quantile is reset rarely
+    assert 3.5 < c.u < 6.0  # the 99 % quantile is ln 100 = 4.6
+
+
+def test_tail_calibrator_snapshot_without_stale_fields_loads():
+    c = TailCalibrator(q=0.99)
+    for i in range(300):
+        c.update(float(i % 17))
+    d = c.to_dict()
+    assert json.loads(json.dumps(d)) == d  # no infinities in the snapshot
+    del d["stale"], d["stale_max"]
+    old = TailCalibrator.from_dict(d)
+    assert old.stale == 0 and old.stale_max == -math.inf
+    old.update(3.0)
+
+
+def test_edge_alarm_escalates_only_for_a_far_stronger_score():
+    a = EdgeAlarm(on=0.99, off=0.9, refractory=100, clear=10, escalate=10.0)
+    assert a.step(0.992)  # p = 0.008
+    assert a.gate(0.995) == 0.5 * 0.995 and not a.step(0.995)  # p 0.005: the same incident
+    assert a.passes(0.9993) and a.gate(0.9993) == 0.9993  # p 0.0007: over 10x smaller
+    assert a.step(0.9993)
+    assert not a.armed and a.since == 0
+    assert not a.step(0.9995)  # measured against the new edge now
+    off = EdgeAlarm(on=0.99, refractory=100, escalate=0.0)
+    assert off.step(0.992) and not off.step(1.0)
+    with pytest.raises(ValueError):
+        EdgeAlarm(escalate=0.5)
+    restored = EdgeAlarm.from_dict(json.loads(json.dumps(a.to_dict())))
+    assert restored.to_dict() == a.to_dict()
+
+
+def test_an_outage_after_a_noise_alarm_still_alarms():
+    det = DefaultMetricDetector()
+    ts, xs = [STEP * i for i in range(3000)], []
+    rng = random.Random(6)
+    for i in range(3000):
+        xs.append(
+            50.0 + rng.gauss(0, 1.0) + (6.0 if i == 2000 else 0.0) + (60.0 if i == 2030 else 0)
+        )
+    fired = []
+    for t, x in zip(ts, xs, strict=True):
+        det.score_one(t, x)
+        det.learn_one(t, x)
+        fired.append(det.last_alarm)
+    assert fired[2030]  # 30 points after the first alarm, inside its refractory period
+    assert fired[2000]  # the first, weaker one
+    quiet = DefaultMetricDetector(escalate=0.0)
+    silenced = [quiet.update(t, x) for t, x in zip(ts, xs, strict=True)]
+    assert silenced[2000] > 0.999
+    assert silenced[2030] <= 0.5  # without escalation the gate damps it
+
+
+@pytest.mark.parametrize(("kind", "seed"), [("wild", 7), ("wild", 8), ("pairs", 2), ("pairs", 8)])
+def test_score_many_is_bit_identical_with_resets_and_escalations(kind, seed):
+    ts, xs = _reset_or_escalation_series(kind, 4000, seed)
+    stream = DefaultMetricDetector()
+    expected, alarms, resets, escalations = [], [], 0, 0
+    for t, x in zip(ts, xs, strict=True):
+        expected.append(stream.score_one(t, x))
+        before = [c.u for c in stream.calibrators]
+        was_armed = stream.alarm.armed
+        stream.learn_one(t, x)
+        resets += sum(
+            c.p2_upper is None and c.u < 0.8 * b
+            for c, b in zip(stream.calibrators, before, strict=True)
+        )
+        escalations += stream.last_alarm and not was_armed
+        alarms.append(stream.last_alarm)
+    assert (resets if kind == "wild" else escalations) > 0  # the path under test is exercised
+    batch = DefaultMetricDetector()
+    got = []
+    for a, b in [(0, 120), (120, 1500), (1500, 4000)]:
+        got += batch.score_many(xs[a:b], ts[a:b])
+        assert batch.last_alarm == alarms[b - 1]
+    assert got == expected
+    assert json.dumps(batch.to_dict()) == json.dumps(stream.to_dict())
+
+
+def test_detector_snapshot_from_before_escalation_loads_with_it():
+    det = DefaultMetricDetector()
+    for t, x in _series(600, seed=9):
+        det.update(t, x)
+    d = json.loads(json.dumps(det.to_dict()))
+    del d["escalate"]
+    for key in ("gate", "alarm"):
+        del d[key]["escalate"], d[key]["last_p"]
+    for c in d["calibrators"]:
+        del c["stale"], c["stale_max"]
+    old = DefaultMetricDetector.from_dict(d)
+    assert old.escalate == old.gate.escalate == old.alarm.escalate == 10.0
+    old.update(600 * STEP, 50.0)

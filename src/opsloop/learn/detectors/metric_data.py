@@ -204,7 +204,7 @@ def calibrated_scores(ts: Sequence[float], xs: Sequence[float]) -> list[float]:
     gated = det.score_many(xs, ts)
     out = []
     for s in gated:
-        score = s if gate.armed else s / gate.damp
+        score = s if gate.passes(s) else s / gate.damp  # damped values lie below `on`
         gate.step(score)
         out.append(score)
     return out
