@@ -148,6 +148,86 @@ PROTOCOL = [
     "differences below a point or two on one half are noise.",
 ]
 
+ROUND2 = [
+    "## Second round under the protocol (session 3)",
+    "",
+    "Development set widened to half A plus two synthetic corpora that had never been looked",
+    "at (seeds 101 and 102); reporting on half B, the full subset and three synthetic seeds",
+    "(20240604 and 7 as before, 303 new). Offline harness: the detector's un-gated, unspent",
+    "p of every row, replayed through the spending and gate variants (exactly the numbers the",
+    "detector then produced once implemented).",
+    "",
+    "Diagnosis.",
+    "",
+    "- The raw surprise does find NAB's anomalies: the largest -log p inside a labelled window",
+    "  beats every same-width stretch outside the windows of its file in 26 of 57 windows, and",
+    "  95 % of them in 34. It is lost at the gate: the emitted edge scores of true and false",
+    "  detections have the same distribution (median -log10 p 2.40 vs 2.35), because the gate",
+    "  fires at the first crossing and then damps the rows where the anomaly grows. A",
+    "  detector that alarms every 500 rows regardless of the data scores 24.67, so 62.95 is",
+    "  not luck, but the ranking of edges carries little.",
+    "- Blind calibrators. On art_daily_flatmiddle a 30-sigma residual scored p = 0.026 and",
+    "  the next rows p = 0.49: the |z| calibrator's 99 % quantile was 26.7, set by the P-square",
+    "  start on rows 50-150 (the models still converging on a square wave), and its",
+    "  stochastic-approximation step lowers an overestimate by rho d (1 - q) a row, one",
+    "  e-fold per ~5,000 rows; the shape view's calibrator had 6 exceedances after 2,880 rows,",
+    "  under the 10 it needs, so that view never spoke.",
+    "- Synthetic series lose on false positives: 285-412 FP rows on 40 series, two thirds of",
+    "  them in stretches of pure noise (before any anomaly, or in anomaly-free series). That",
+    "  is the nominal rate of a gate at p < 1e-2 with spending over 4000 points. Part of the",
+    "  misses are true spikes that fell inside the refractory period of a noise alarm and",
+    "  were damped to half.",
+    "",
+    "Candidates (standard profile; A / synthetic 101 / synthetic 102):",
+    "",
+    "| # | candidate (principle) | A | syn 101 | syn 102 | verdict |",
+    "|---|---|---:|---:|---:|---|",
+    "| 0 | baseline | 60.25 | 45.88 | 48.22 | - |",
+    "| S1 | stale quantile: a q-quantile unexceeded for m = ceil(5 / (1 - q)) values"
+    " (q^m ~ 0.7 %) is reset to the largest value since the last exceedance | 62.38 |"
+    " 43.72 | 46.37 | raises A only |",
+    "| S2 | escalation (P3 again): a p 10x below the last edge's passes the gate and is a"
+    " new edge | 59.21 | 52.71 | 55.21 | raises synthetic only |",
+    "| S1+S2 | both | **60.75** | **52.28** | **56.40** | **adopted** |",
+    "| S3 | S1+S2, the reset also restarts the tail fit (old tail worth 10 exceedances) |"
+    " 55.79 | 51.54 | 57.82 | rejected (A) |",
+    "| S4 | S1+S2, the reset lands on the k-th largest value, k = (1 - q) m (the stale"
+    " stretch's empirical quantile) | 56.09 | 51.54 | 58.74 | rejected (A) |",
+    "| S5 | calibrators start learning 100 / 300 rows later (skip the warm-up) |"
+    " 52.61 / 47.70 | 41.06 / 38.40 | 50.75 / 50.61 | rejected |",
+    "| S6 | HTM-style likelihood: 10-row mean of -log p against its long-run mean and"
+    " spread (Gaussian tail), gated | 47.68 | - | - | rejected (A) |",
+    "| S7 | gate at p < 1e-3, no escalation (fewer alarms on noise) | 50.49 | 50.91 |"
+    " 62.01 | rejected (A) |",
+    "",
+    "The factor 10 of S2 was fixed before any run (an order of magnitude, as P3). For",
+    "transparency, with S1: factor 3 / 30 / 100 / 1000 gives A 57.43 / 61.56 / 62.18 /",
+    "62.38 and synthetic 101 51.38 / 50.28 / 49.11 / 46.35, 102 60.52 / 52.80 / 50.25 /",
+    "47.92: a trade between NAB's half and the synthetic series, not a free gain; 10 stays.",
+    "",
+    "Checked once on the held-out sets (standard / low-FP / low-FN):",
+    "",
+    "| configuration | A | B | full | synthetic 20240604 / 7 / 303 (standard) |",
+    "|---|---|---|---|---|",
+    "| baseline | 60.25 / 39.99 / 68.56 | 65.56 / 50.00 / 72.60 | 62.95 / 44.80 / 70.62 |"
+    " 41.43 / 49.03 / 36.54 |",
+    "| S1 alone | 62.38 / 40.14 / 71.22 | 68.19 / 51.68 / 75.46 | 65.15 / 45.64 / 73.26 |"
+    " 43.86 / 45.91 / 33.46 |",
+    "| S2 alone | 59.21 / 45.28 / 67.87 | 64.83 / 48.53 / 72.11 | 61.98 / 43.62 / 69.98 |"
+    " 47.49 / 53.58 / 46.34 |",
+    "| **S1+S2 (adopted)** | 60.75 / 46.04 / 70.13 | 67.28 / 49.84 / 74.85 |"
+    " 63.90 / 45.94 / 72.42 | 46.94 / 53.06 / 46.00 |",
+    "",
+    "S1 alone crosses 65 on the full subset but loses on four of the five synthetic corpora",
+    "(it unblinds NAB's contaminated series and, on clean synthetic ones, lands its reset",
+    "above the true quantile: fewer detections). The issue asks for 65 on NAB and on unseen",
+    "series with one configuration; S1+S2 is the configuration that is better than the",
+    "baseline on every set (A, B, full, all five synthetic seeds), so it is the one adopted,",
+    "and it stays under the bar on NAB (63.90) and far under it on synthetic series (46-56).",
+    "Both changes are also product fixes: a series with a wild first hour is no longer blind",
+    "for days, and an outage that follows a noise alarm is no longer silenced by it.",
+]
+
 SPEED_NOTES = [
     "## Speed work (issue 4: >= 100,000 points/s on one core)",
     "",
@@ -346,18 +426,21 @@ def main(argv: list[str] | None = None) -> int:
         "",
         "## Honest assessment",
         "",
-        "The default detector (residual views + shape-novelty view, gate at p < 1e-2, alpha",
-        "spending over 4000 points) beats neither HTM (71.21) nor ARTime (78.15) on this subset;",
-        "it improves on the previous default (48.78) by about 14 points, mostly from more windows",
-        "caught (34 -> 49 of 57) at the cost of many more false-positive rows, concentrated in the",
-        "long Twitter series and in noisy AWS/AdExchange series. The score is optimistic: about 35",
-        "configurations were tried on this same corpus (development log below) and the gate level",
-        "and spending horizon were chosen by sweeps on it; only the 27 held-out series can say",
-        "what generalises.",
+        "The default detector (residual views + shape-novelty view, gate at p < 1e-2 with",
+        "escalation, alpha spending over 4000 points, calibrators that reset stale quantiles)",
+        "beats neither HTM (71.21) nor ARTime (78.15) on this subset and is under the issue's",
+        "bar of 65. Against HTM it catches more windows, earlier (51 vs 48, summed weight 45.5",
+        "vs 41.2), and loses on false-positive rows (223 vs 77), most in the four 15,900-row",
+        "Twitter series, whose alarms are the nominal rate of a calibrated test run for that",
+        "long. The first 21 configurations below were chosen on this same corpus, so the figure",
+        "is optimistic; later changes follow the held-out protocol, and the synthetic corpora",
+        "(series nothing was tuned on) score 46-56.",
         "",
         *DEV_LOG,
         "",
         *PROTOCOL,
+        "",
+        *ROUND2,
         "",
         "This run, by half (standard / low-FP / low-FN):",
         "",
@@ -373,7 +456,7 @@ def main(argv: list[str] | None = None) -> int:
                 + " |"
             )
     with one_blas_thread():
-        for seed in (nab_synthetic.SEED, 7):
+        for seed in (nab_synthetic.SEED, 7, 303):
             syn, _ = nab_synthetic.score(nab_synthetic.generate(seed), DefaultMetricDetector)
             lines.append(
                 f"| opsloop default, synthetic seed {seed} (40 series) | | | "
