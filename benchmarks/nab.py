@@ -199,6 +199,14 @@ ROUND2 = [
     " spread (Gaussian tail), gated | 47.68 | - | - | rejected (A) |",
     "| S7 | gate at p < 1e-3, no escalation (fewer alarms on noise) | 50.49 | 50.91 |"
     " 62.01 | rejected (A) |",
+    "| S8 | S1+S2 with calibrators and EWMA states per competing model (no mixing of the"
+    " none / daily / weekly residuals across a switch) | 60.84 | 52.19 | 56.40 |"
+    " rejected (no gain for 3x the calibration work) |",
+    "| S9 | S1+S2, an edge's p multiplied by 1 + c r, r = earlier edges of the series at"
+    " least as strong (c 0.25 / 0.5 / 1) | 56.70 / 57.11 / 49.48 | 48.48 / 47.86 / 45.11 |"
+    " 54.85 / 54.21 / 53.76 | rejected |",
+    "| S10 | S1+S2 without the |z| view / |z| only when its shape is also novel"
+    " (max(p_z, p_shape)) | 49.97 / 52.27 | 45.38 / 46.56 | 57.13 / 56.22 | rejected (A) |",
     "",
     "The factor 10 of S2 was fixed before any run (an order of magnitude, as P3). For",
     "transparency, with S1: factor 3 / 30 / 100 / 1000 gives A 57.43 / 61.56 / 62.18 /",
