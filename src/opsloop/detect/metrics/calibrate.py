@@ -142,6 +142,17 @@ class TailCalibrator:
                         self.med = self.u
                     self.stale, self.stale_max = 0, -math.inf
 
+    def state(self) -> tuple[float, float, float, int, int, float, float, int, float]:
+        """``(u, med, d, n, ne, mean, var, stale, stale_max)``: the learnt state, for inlined
+        loops (``DefaultMetricDetector.score_many``); :meth:`set_state` puts it back."""
+        return (self.u, self.med, self.d, self.n, self.ne, self.mean, self.var, self.stale,
+                self.stale_max)  # fmt: skip
+
+    def set_state(self, s: tuple[float, float, float, int, int, float, float, int, float]) -> None:
+        """Inverse of :meth:`state`."""
+        (self.u, self.med, self.d, self.n, self.ne, self.mean, self.var, self.stale,
+         self.stale_max) = s  # fmt: skip
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-able state."""
         return {

@@ -306,50 +306,10 @@ class DefaultMetricDetector:
         active = ("none", "day", "week").index(self.active)
         # calibrators (through their own update() while any is in its P-square start)
         ca, cb, cc, cd = self.calibrators
-        ua, ma, da, na, nea, mea, va, sta, sxa = (
-            ca.u,
-            ca.med,
-            ca.d,
-            ca.n,
-            ca.ne,
-            ca.mean,
-            ca.var,
-            ca.stale,
-            ca.stale_max,
-        )
-        ub, mb, db, nb, neb, meb, vb, stb, sxb = (
-            cb.u,
-            cb.med,
-            cb.d,
-            cb.n,
-            cb.ne,
-            cb.mean,
-            cb.var,
-            cb.stale,
-            cb.stale_max,
-        )
-        uc, mc, dc, nc, nec, mec, vc, stc, sxc = (
-            cc.u,
-            cc.med,
-            cc.d,
-            cc.n,
-            cc.ne,
-            cc.mean,
-            cc.var,
-            cc.stale,
-            cc.stale_max,
-        )
-        ud, mdn, dd, nd, ned, med, vd, std, sxd = (
-            cd.u,
-            cd.med,
-            cd.d,
-            cd.n,
-            cd.ne,
-            cd.mean,
-            cd.var,
-            cd.stale,
-            cd.stale_max,
-        )
+        ua, ma, da, na, nea, mea, va, sta, sxa = ca.state()
+        ub, mb, db, nb, neb, meb, vb, stb, sxb = cb.state()
+        uc, mc, dc, nc, nec, mec, vc, stc, sxc = cc.state()
+        ud, mdn, dd, nd, ned, med, vd, std, sxd = cd.state()
         ta, tb, tc, td = 1.0 - ca.q, 1.0 - cb.q, 1.0 - cc.q, 1.0 - cd.q
         upa, upb, upc, upd = 1.0 - ta, 1.0 - tb, 1.0 - tc, 1.0 - td
         dna, dnb, dnc, dnd = 0.0 - ta, 0.0 - tb, 0.0 - tc, 0.0 - td
@@ -506,98 +466,18 @@ class DefaultMetricDetector:
             # P-square start)
             if early:
                 if n >= half:
-                    ca.u, ca.med, ca.d, ca.n, ca.ne, ca.mean, ca.var, ca.stale, ca.stale_max = (
-                        ua,
-                        ma,
-                        da,
-                        na,
-                        nea,
-                        mea,
-                        va,
-                        sta,
-                        sxa,
-                    )
-                    cb.u, cb.med, cb.d, cb.n, cb.ne, cb.mean, cb.var, cb.stale, cb.stale_max = (
-                        ub,
-                        mb,
-                        db,
-                        nb,
-                        neb,
-                        meb,
-                        vb,
-                        stb,
-                        sxb,
-                    )
-                    cc.u, cc.med, cc.d, cc.n, cc.ne, cc.mean, cc.var, cc.stale, cc.stale_max = (
-                        uc,
-                        mc,
-                        dc,
-                        nc,
-                        nec,
-                        mec,
-                        vc,
-                        stc,
-                        sxc,
-                    )
-                    cd.u, cd.med, cd.d, cd.n, cd.ne, cd.mean, cd.var, cd.stale, cd.stale_max = (
-                        ud,
-                        mdn,
-                        dd,
-                        nd,
-                        ned,
-                        med,
-                        vd,
-                        std,
-                        sxd,
-                    )
+                    ca.set_state((ua, ma, da, na, nea, mea, va, sta, sxa))
+                    cb.set_state((ub, mb, db, nb, neb, meb, vb, stb, sxb))
+                    cc.set_state((uc, mc, dc, nc, nec, mec, vc, stc, sxc))
+                    cd.set_state((ud, mdn, dd, nd, ned, med, vd, std, sxd))
                     ca.update(v1)
                     cb.update(v2)
                     cc.update(v3)
                     cd.update(v4)
-                    ua, ma, da, na, nea, mea, va, sta, sxa = (
-                        ca.u,
-                        ca.med,
-                        ca.d,
-                        ca.n,
-                        ca.ne,
-                        ca.mean,
-                        ca.var,
-                        ca.stale,
-                        ca.stale_max,
-                    )
-                    ub, mb, db, nb, neb, meb, vb, stb, sxb = (
-                        cb.u,
-                        cb.med,
-                        cb.d,
-                        cb.n,
-                        cb.ne,
-                        cb.mean,
-                        cb.var,
-                        cb.stale,
-                        cb.stale_max,
-                    )
-                    uc, mc, dc, nc, nec, mec, vc, stc, sxc = (
-                        cc.u,
-                        cc.med,
-                        cc.d,
-                        cc.n,
-                        cc.ne,
-                        cc.mean,
-                        cc.var,
-                        cc.stale,
-                        cc.stale_max,
-                    )
-                    ud, mdn, dd, nd, ned, med, vd, std, sxd = (
-                        cd.u,
-                        cd.med,
-                        cd.d,
-                        cd.n,
-                        cd.ne,
-                        cd.mean,
-                        cd.var,
-                        cd.stale,
-                        cd.stale_max,
-                    )
+                    ua, ma, da, na, nea, mea, va, sta, sxa = ca.state()
+                    ub, mb, db, nb, neb, meb, vb, stb, sxb = cb.state()
+                    uc, mc, dc, nc, nec, mec, vc, stc, sxc = cc.state()
+                    ud, mdn, dd, nd, ned, med, vd, std, sxd = cd.state()
                     early = any(c.p2_upper is not None for c in cals)
             else:
                 na += 1
@@ -789,50 +669,10 @@ class DefaultMetricDetector:
             m1.level, m1.trend, m1.spread, m1.err, m1.n = l1, r1, s1, e1, n1
         if m2 is not None:
             m2.level, m2.trend, m2.spread, m2.err, m2.n = l2, r2, s2, e2, n2
-        ca.u, ca.med, ca.d, ca.n, ca.ne, ca.mean, ca.var, ca.stale, ca.stale_max = (
-            ua,
-            ma,
-            da,
-            na,
-            nea,
-            mea,
-            va,
-            sta,
-            sxa,
-        )
-        cb.u, cb.med, cb.d, cb.n, cb.ne, cb.mean, cb.var, cb.stale, cb.stale_max = (
-            ub,
-            mb,
-            db,
-            nb,
-            neb,
-            meb,
-            vb,
-            stb,
-            sxb,
-        )
-        cc.u, cc.med, cc.d, cc.n, cc.ne, cc.mean, cc.var, cc.stale, cc.stale_max = (
-            uc,
-            mc,
-            dc,
-            nc,
-            nec,
-            mec,
-            vc,
-            stc,
-            sxc,
-        )
-        cd.u, cd.med, cd.d, cd.n, cd.ne, cd.mean, cd.var, cd.stale, cd.stale_max = (
-            ud,
-            mdn,
-            dd,
-            nd,
-            ned,
-            med,
-            vd,
-            std,
-            sxd,
-        )
+        ca.set_state((ua, ma, da, na, nea, mea, va, sta, sxa))
+        cb.set_state((ub, mb, db, nb, neb, meb, vb, stb, sxb))
+        cc.set_state((uc, mc, dc, nc, nec, mec, vc, stc, sxc))
+        cd.set_state((ud, mdn, dd, nd, ned, med, vd, std, sxd))
         G.armed, G.since, G.quiet, G.last_p = g_arm, g_since, g_quiet, g_last
         A.armed, A.since, A.quiet, A.last_p = a_arm, a_since, a_quiet, a_last
         self._memo = self._p_memo = None
