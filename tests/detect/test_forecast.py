@@ -150,3 +150,35 @@ def test_snapshots_without_the_calibration_record_still_load():
     g = TrendForecaster.from_dict(d)
     assert g.error_model() is None  # starts a fresh record
     assert g.time_to_threshold(100.0).seconds == f.time_to_threshold(100.0).seconds
+
+
+def _noiseless_crossing(t_end: float, rate: float, amp: float, thr: float) -> float:
+    """Seconds after ``t_end`` until ``20 + rate t + amp sin(2 pi t / DAY)`` first reaches thr."""
+    t = t_end
+    while 20.0 + rate * t + amp * math.sin(2 * math.pi * t / DAY) < thr:
+        t += 60.0
+    return t - t_end
+
+
+def test_eta_lands_at_the_time_of_day_the_cycle_peaks():
+    rate, amp = 4.0 / DAY, 5.0  # a wide cycle: the trend alone would meet thr - 5 hours early
+    f = TrendForecaster()
+    pts = _disk(7, rate, amp, seed=3)
+    for t, x in pts:
+        f.update(t, x)
+    t_end = pts[-1][0]
+    truth = _noiseless_crossing(t_end, rate, amp, 100.0)
+    eta = f.time_to_threshold(100.0)
+    assert abs(eta.seconds - truth) < 2 * 3600  # within two hours, on a ~13-day horizon
+    phase = ((t_end + eta.seconds) % DAY) / DAY  # the sine peaks at a quarter day
+    assert abs(phase - 0.25) < 0.1
+    assert eta.low <= truth <= eta.high
+
+
+def test_a_flat_series_whose_daily_peak_reaches_the_threshold_crosses_within_a_day():
+    f = TrendForecaster()
+    for t, x in _disk(4, 0.0, 10.0, seed=4):
+        f.update(t, x)
+    eta = f.time_to_threshold(29.0)  # level 20, peak 30: crossed at today's peak
+    assert 0.0 < eta.seconds <= DAY
+    assert f.time_to_threshold(45.0).seconds == math.inf  # never above 30

@@ -114,8 +114,8 @@ class TrendForecaster:
     drop ``r < -max(drop_k s, drop_frac |level|)``: the regression restarts at the new level and
     keeps the old slope as a prior worth ``prior_weight`` points, so growth resumes at once.
 
-    Forecast: ``x_hat(t) = a + b (t - t_c) + S(t)``. ``time_to_threshold`` solves
-    ``a + b (t - t_c) + max S = thr`` (the first crossing, at the daily peak).
+    Forecast: ``x_hat(t) = a + b (t - t_c) + S(t)``. ``time_to_threshold`` is the first ``t``
+    with ``x_hat(t) >= thr`` (at the time of day the cycle peaks).
 
     Its intervals are calibrated on the forecaster's own record on the series (split
     conformal). Every ``h / 12`` seconds it issues a forecast for each horizon ``h`` in
@@ -321,34 +321,62 @@ class TrendForecaster:
         return mean, mean + lo, mean + hi
 
     def time_to_threshold(self, threshold: float, now: float | None = None) -> ETA:
-        """Seconds from ``now`` (default: the last point) until the series reaches ``threshold``."""
+        """Seconds from ``now`` (default: the last point) until the series reaches ``threshold``.
+
+        The first ``h >= 0`` with ``a + b (now + h - t_c) + S(now + h) >= threshold``: the
+        forecast itself, daily cycle and all, so a crossing lands at the time of day the cycle
+        peaks, not wherever the trend alone meets ``threshold - max S``. That trend-only time
+        is a lower bound (``S <= max S``); from it the phase-aware crossing is searched over
+        the next period in steps of a quarter profile bin, then bisected. The interval's ends
+        are the same crossings of the band's edges (the upper edge gives the early end).
+        """
         now = self.t_last if now is None else now
         a, b, _ = self._coef()
-        peak = max(self.profile.s) if self.profile.count[0] or any(self.profile.count) else 0.0
-        gap = threshold - (a + b * (now - self.t_c) + max(peak, 0.0))
-        if gap <= 0:
-            return ETA(0.0, 0.0, 0.0)
+        prof = self.profile
+        seasonal = any(prof.count)
+        top = max(prof.s) if seasonal else 0.0
+        level = a + b * (now - self.t_c)
         offsets = self._offsets()
+        step = prof.period / (4 * prof.bins)
 
-        def first_crossing(edge: int) -> float:
-            """First ``h >= 0`` where the band's ``edge`` (0 low, 1 high) reaches the gap."""
+        def first_crossing(edge: int | None) -> float:
+            """First ``h >= 0`` where the forecast (``None``) or the band's ``edge`` (0 low,
+            1 high) reaches ``threshold``; ``inf`` when it never does."""
 
-            def above(h: float) -> bool:
-                return b * h + offsets(h)[edge] >= gap  # (an infinite edge: at once, or never)
+            def off(h: float) -> float:
+                return 0.0 if edge is None else offsets(h)[edge]
+
+            def above(h: float) -> bool:  # (an infinite edge: at once, or never)
+                return level + b * h + prof.value(now + h) + off(h) >= threshold
+
+            def bound(h: float) -> bool:  # the same with the cycle at its peak
+                return level + b * h + top + off(h) >= threshold
 
             if above(0.0):
                 return 0.0
             lo, hi = 0.0, 60.0
-            while not above(hi):
+            while not bound(hi):
                 lo, hi = hi, 2.0 * hi
                 if hi > _MAX_ETA:
                     return math.inf
             for _ in range(40):  # bisection to well under a second
                 mid = 0.5 * (lo + hi)
-                lo, hi = (lo, mid) if above(mid) else (mid, hi)
-            return hi
+                lo, hi = (lo, mid) if bound(mid) else (mid, hi)
+            if not seasonal:
+                return hi
+            h = max(hi - step, 0.0)  # the phase-aware crossing is no earlier
+            for _ in range(8 * prof.bins + 1):  # two periods
+                nxt = h + step
+                if above(nxt):
+                    lo, hi = h, nxt
+                    for _ in range(30):
+                        mid = 0.5 * (lo + hi)
+                        lo, hi = (lo, mid) if above(mid) else (mid, hi)
+                    return hi
+                h = nxt
+            return math.inf  # the edge falls away faster than the trend brings it up
 
-        point = gap / b if b > 0 else math.inf
+        point = first_crossing(None) if b > 0 or seasonal else math.inf
         return ETA(point, min(first_crossing(1), point), max(first_crossing(0), point))
 
     def to_dict(self) -> dict[str, Any]:
