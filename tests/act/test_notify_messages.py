@@ -10,7 +10,6 @@ from email import policy
 
 import pytest
 
-import opsloop.act.notify._match
 import opsloop.act.notify.message
 import opsloop.act.notify.receivers
 import opsloop.act.notify.routing
@@ -47,7 +46,6 @@ def make(**kw) -> Notification:
 @pytest.mark.parametrize(
     "module",
     [
-        opsloop.act.notify._match,
         opsloop.act.notify.message,
         opsloop.act.notify.receivers,
         opsloop.act.notify.routing,

@@ -6,7 +6,7 @@ import tomllib
 
 import pytest
 
-from opsloop.act.notify._match import Matcher
+from opsloop.act.incidents.matchers import Matcher
 from opsloop.act.notify.routing import Route, RoutingError, load_route
 
 TOML = """
@@ -102,12 +102,12 @@ def test_unknown_severity_is_an_error_not_a_silent_miss(tree):
         (
             {"receiver": "a", "routes": [{"matchers": ['a="b"', "a=~[", "c=d"]}]},
             "route.routes[0].matchers[1]",
-            "invalid regex",
+            "bad regular expression",
         ),
         (
             {"receiver": "a", "routes": [{"matchers": ["a~b"]}]},
             "route.routes[0].matchers[0]",
-            "expected name=value",
+            "expected one of =, !=, =~, !~",
         ),
         (
             {"receiver": "a", "routes": [{"matchers": [{"a": "b"}]}]},

@@ -27,6 +27,8 @@ from enum import StrEnum
 __all__ = ["MatchType", "Matcher", "MatcherError", "matches_all", "parse_matcher", "parse_matchers"]
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.:-]*")
+#: Longest value (or regular expression) a matcher accepts.
+MAX_VALUE_CHARS = 1024
 _BARE_VALUE_END = ",}"
 _ESCAPES = {'"': '"', "\\": "\\", "n": "\n", "t": "\t"}
 
@@ -70,6 +72,8 @@ class Matcher:
     def __post_init__(self) -> None:
         if not self.name:
             raise MatcherError("a matcher needs a label name")
+        if len(self.value) > MAX_VALUE_CHARS:
+            raise MatcherError(f"value longer than {MAX_VALUE_CHARS} characters")
         object.__setattr__(self, "op", MatchType(self.op))
         if self.op in (MatchType.RE, MatchType.NRE):
             try:
@@ -139,6 +143,8 @@ def parse_matchers(text: str) -> list[Matcher]:
     >>> parse_matchers("{}")
     []
     """
+    if not isinstance(text, str):
+        raise MatcherError(f"a matcher is a string like 'service=\"api\"', got {text!r}")
     return _Parser(text).run()
 
 

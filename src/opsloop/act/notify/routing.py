@@ -3,6 +3,8 @@
 Each route has label ``matchers`` (``service="api"``, ``env!~"dev|test"``; all must hold), an
 optional minimum ``severity``, a ``receiver`` (inherited from the parent when left out), a
 ``continue`` flag and child ``routes``. The root matches everything and must name a receiver.
+Matchers are :mod:`opsloop.act.incidents.matchers`, the ones silences, inhibitions and runbook
+triggers use: one syntax everywhere, as in Alertmanager.
 
 Walking the tree for an incident: a route that matches tries its children in order; the first
 matching child takes the incident, and the search among its siblings goes on only if that
@@ -36,11 +38,11 @@ Config, as it comes from ``opsloop.toml``::
 ['pager', 'ml-slack']
 >>> tree.route({"service": "db"}, "warning")
 ['mail']
->>> load_route({"receiver": "mail", "routes": [{"matchers": ["x=~("]}]})
+>>> load_route({"receiver": "mail", "routes": [{"matchers": ["x=~("]}]})  # doctest: +ELLIPSIS
 Traceback (most recent call last):
 ...
-opsloop.act.notify.routing.RoutingError: route.routes[0].matchers[0]: invalid regex '(': missing ), unterminated subpattern at position 0
-"""  # noqa: E501
+opsloop.act.notify.routing.RoutingError: route.routes[0].matchers[0]: bad regular ex...
+"""
 
 from __future__ import annotations
 
@@ -48,7 +50,7 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from opsloop.act.notify._match import Matcher
+from opsloop.act.incidents.matchers import Matcher
 from opsloop.act.notify.message import SEVERITIES, severity_rank
 
 __all__ = ["Route", "RoutingError", "load_route"]
