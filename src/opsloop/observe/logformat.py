@@ -15,7 +15,8 @@ Input hygiene, the same for every format:
 
 - bytes are decoded as UTF-8 with invalid sequences replaced by U+FFFD;
 - leading and trailing whitespace (``\\r\\n`` included) is removed;
-- lines longer than :data:`MAX_LINE_CHARS` are cut and end with :data:`TRUNCATION_MARKER`;
+- lines longer than :data:`MAX_LINE_CHARS` are cut and end with :data:`TRUNCATION_MARKER` (the
+  transports' marker, :mod:`opsloop.observe.record`: one marker whichever cut came first);
 - empty (or whitespace-only) lines are skipped by :func:`parse_lines`;
 - a line that matches no format is *kept whole*: its ``Content`` is the line itself and
   ``matched`` is ``False``; lines are never dropped.
@@ -37,6 +38,8 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
+from opsloop.observe.record import TRUNCATION_MARKER
+
 __all__ = [
     "BUILTIN_FORMATS",
     "MAX_LINE_CHARS",
@@ -51,8 +54,6 @@ __all__ = [
 
 #: Lines longer than this many characters are truncated (the marker is appended after the cut).
 MAX_LINE_CHARS = 16_384
-#: Appended to a truncated line so downstream consumers can tell it was cut.
-TRUNCATION_MARKER = "...[truncated]"
 
 _FIELD = re.compile(r"(?<!\(\?P)<([A-Za-z_][A-Za-z0-9_]*)>")
 _SPACES = re.compile(r" +")
@@ -106,7 +107,7 @@ def clean_line(raw: str | bytes, max_chars: int = MAX_LINE_CHARS) -> str:
     >>> clean_line(b"caf\\xe9 ok\\r\\n")
     'caf\\ufffd ok'
     >>> clean_line("x" * 10, max_chars=4)
-    'xxxx...[truncated]'
+    'xxxx …[truncated]'
     """
     text = raw.decode("utf-8", errors="replace") if isinstance(raw, bytes | bytearray) else raw
     text = text.strip()

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 MAX_LINE_BYTES = 64 * 1024
+#: Appended to a cut line (by the transports here and by :mod:`opsloop.observe.logformat`).
 TRUNCATION_MARKER = " …[truncated]"
 
 
