@@ -212,6 +212,9 @@ ROUND2 = [
     " alarms however long a series runs (g = 1 grows like log n); g 1.5 / 2 | 62.99 / 57.28 |"
     " 52.87 / 50.61 | 55.13 / 53.90 | g 1.5 raised A; checked once: B 67.28 -> 65.31, full"
     " 63.90 -> 63.61 (synthetic 47.53 / 53.27 / 46.56): rejected (B) |",
+    "| S12 | S1+S2, the spread floored at 0.1x its slow mean (a series flat for a while is"
+    " not infinitely precise: |z| reached 1e6 on ec2_disk_write_bytes and rogue_agent) |"
+    " 60.89 | 52.28 | 56.40 | rejected (no gain) |",
     "",
     "The factor 10 of S2 was fixed before any run (an order of magnitude, as P3). For",
     "transparency, with S1: factor 3 / 30 / 100 / 1000 gives A 57.43 / 61.56 / 62.18 /",
