@@ -215,6 +215,9 @@ ROUND2 = [
     "| S12 | S1+S2, the spread floored at 0.1x its slow mean (a series flat for a while is"
     " not infinitely precise: |z| reached 1e6 on ec2_disk_write_bytes and rogue_agent) |"
     " 60.89 | 52.28 | 56.40 | rejected (no gain) |",
+    "| S13 | S1+S2 with a longer refractory period (escalation now lets strong events"
+    " through it): 200 / 400 / 1000 points | 57.07 / 58.01 / 42.42 | 51.27 / 42.68 / 39.72 |"
+    " 56.66 / 56.48 / 53.07 | rejected (A) |",
     "",
     "The factor 10 of S2 was fixed before any run (an order of magnitude, as P3). For",
     "transparency, with S1: factor 3 / 30 / 100 / 1000 gives A 57.43 / 61.56 / 62.18 /",
