@@ -218,6 +218,10 @@ ROUND2 = [
     "| S13 | S1+S2 with a longer refractory period (escalation now lets strong events"
     " through it): 200 / 400 / 1000 points | 57.07 / 58.01 / 42.42 | 51.27 / 42.68 / 39.72 |"
     " 56.66 / 56.48 / 53.07 | rejected (A) |",
+    "| S14 | S1+S2, weighted Bonferroni: the |z| view's share of alpha 0.1 / 0.4 (0.25 now,"
+    " the rest split evenly) | 47.60 / 63.81 | 44.89 / 54.35 | 57.99 / 53.83 | not adopted:"
+    " a weight has no principled value, choosing it on A is the threshold nudge the"
+    " protocol excludes, and the synthetic corpora disagree |",
     "",
     "The factor 10 of S2 was fixed before any run (an order of magnitude, as P3). For",
     "transparency, with S1: factor 3 / 30 / 100 / 1000 gives A 57.43 / 61.56 / 62.18 /",
