@@ -222,6 +222,9 @@ ROUND2 = [
     " the rest split evenly) | 47.60 / 63.81 | 44.89 / 54.35 | 57.99 / 53.83 | not adopted:"
     " a weight has no principled value, choosing it on A is the threshold nudge the"
     " protocol excludes, and the synthetic corpora disagree |",
+    "| S15 | S1+S2, an edge also has to be the smallest p of the last W points (a record):"
+    " W 100 / 500 / 2000 | 59.54 / 60.94 / 44.59 | 52.41 / 47.85 / 35.84 | 56.41 / 57.78 /"
+    " 51.23 | rejected (no consistent gain) |",
     "",
     "The factor 10 of S2 was fixed before any run (an order of magnitude, as P3). For",
     "transparency, with S1: factor 3 / 30 / 100 / 1000 gives A 57.43 / 61.56 / 62.18 /",
