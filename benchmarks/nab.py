@@ -225,6 +225,9 @@ ROUND2 = [
     "| S15 | S1+S2, an edge also has to be the smallest p of the last W points (a record):"
     " W 100 / 500 / 2000 | 59.54 / 60.94 / 44.59 | 52.41 / 47.85 / 35.84 | 56.41 / 57.78 /"
     " 51.23 | rejected (no consistent gain) |",
+    "| S16 | S1+S2, until the |z| view's tail is fitted (10 exceedances, ~600 points), a"
+    " Student-t(3) tail for |z| instead of p = 1 (power early in a series) | 59.73 | 52.28 |"
+    " 56.40 | rejected (A) |",
     "",
     "The factor 10 of S2 was fixed before any run (an order of magnitude, as P3). For",
     "transparency, with S1: factor 3 / 30 / 100 / 1000 gives A 57.43 / 61.56 / 62.18 /",
