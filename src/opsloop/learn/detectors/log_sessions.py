@@ -311,20 +311,13 @@ def promote(
     mlflow_uri: str | None = None,
 ) -> dict[str, Any]:
     """Alias ``champion`` if better than the champion by ``margin``, else ``challenger``."""
-    registry = _registry(services, mlflow_home, mlflow_uri)
-    name, version = registered["model"], registered["version"]
+    from opsloop.learn.detectors.mlflow_io import promote_version
+
     champion = report.get("champion")
     ok, reason = decide_promotion(report["challenger"], champion, margin)
-    current = registry.resolve(name, "champion")
     evaluated = champion["version"] if champion else None
-    if ok and current != evaluated:
-        ok, reason = False, f"the champion changed during the run ({evaluated} -> {current})"
-    alias = "champion" if ok else "challenger"
-    registry.promote(name, version, alias, actor=ACTOR, reason=reason)
-    registry.client.set_model_version_tag(name, version, "opsloop.decision", f"{alias}: {reason}")
-    log_metric("promoted", float(ok))
-    log.info("%s version %s -> %s (%s)", name, version, alias, reason)
-    return {"version": version, "alias": alias, "promoted": ok, "reason": reason}
+    registry = _registry(services, mlflow_home, mlflow_uri)
+    return promote_version(registry, registered, ok, reason, evaluated, ACTOR)
 
 
 # -- assembly ---------------------------------------------------------------------------------

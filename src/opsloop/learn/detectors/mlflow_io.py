@@ -12,6 +12,7 @@ MLflow is imported inside the functions.
 from __future__ import annotations
 
 import json
+import logging
 import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -24,9 +25,14 @@ __all__ = [
     "MODEL_ARTIFACT_PATH",
     "load_json_state",
     "load_package",
+    "pipeline_registry",
+    "promote_version",
     "register_json_model",
     "register_package",
+    "register_run",
 ]
+
+log = logging.getLogger("opsloop.learn.detectors")
 
 MODEL_ARTIFACT_PATH = "model"
 STATE_FILE = "state.json"
@@ -159,3 +165,33 @@ def register_run(env: MlflowEnv, pipeline: str, client: Any) -> tuple[str, str |
         experiment = env.experiment_id(f"pipeline/{pipeline}", client)
         return client.create_run(experiment, run_name="register").info.run_id, None, True
     return run_id, client.get_run(run_id).data.tags.get("mlflow.parentRunId"), False
+
+
+def promote_version(
+    registry: Any,
+    registered: Mapping[str, Any],
+    better: bool,
+    reason: str,
+    evaluated: str | None,
+    actor: str,
+) -> dict[str, Any]:
+    """The promote step of a detector pipeline, once it has judged the new version.
+
+    ``better``/``reason``: the evaluation's verdict against the champion it evaluated
+    (version ``evaluated``, ``None`` when there was none). The version becomes ``champion``
+    when better and the champion has not moved since it was evaluated (a concurrent run
+    promoted another), else ``challenger``; the decision goes on the version as a tag, the
+    promotion into the (audited) registry as ``actor``.
+    """
+    from opsloop.learn.pipelines import log_metric
+
+    name, version = registered["model"], registered["version"]
+    current = registry.resolve(name, "champion")
+    if better and current != evaluated:
+        better, reason = False, f"the champion changed during the run ({evaluated} -> {current})"
+    alias = "champion" if better else "challenger"
+    registry.promote(name, version, alias, actor=actor, reason=reason)
+    registry.client.set_model_version_tag(name, version, "opsloop.decision", f"{alias}: {reason}")
+    log_metric("promoted", float(better))
+    log.info("%s version %s -> %s (%s)", name, version, alias, reason)
+    return {"version": version, "alias": alias, "promoted": better, "reason": reason}
