@@ -682,3 +682,16 @@ def test_gateway_threads_stop_on_close(store: Store):
     gw.close()
     time.sleep(0.1)
     assert not any(t.name == "opsloop-model-poller" for t in threading.enumerate())
+
+
+def test_counters_only_go_up_gauges_both_ways():
+    reg = MetricsRegistry()
+    c = reg.counter("x_total", "x", ("a",))
+    c.inc(("1",), 2.0)
+    with pytest.raises(ValueError):
+        c.inc(("1",), -1.0)
+    assert c.value(("1",)) == 2.0
+    g = reg.gauge("y", "y")
+    g.inc()
+    g.inc((), -3.0)
+    assert g.value() == -2.0

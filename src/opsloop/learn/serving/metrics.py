@@ -81,23 +81,32 @@ class _Family:
             ]
 
 
-class Counter(_Family):
+class _Scalar(_Family):
+    """One number per label set (counters and gauges)."""
+
+    def _add(self, labels: LabelValues, amount: float) -> None:
+        key = self._check(labels)
+        with self._lock:
+            self._values[key] = self._values.get(key, 0.0) + amount
+
+    def value(self, labels: LabelValues = ()) -> float:
+        """The current value."""
+        return float(self._values.get(self._check(labels), 0.0))
+
+
+class Counter(_Scalar):
     """A monotonically increasing count per label set."""
 
     kind = "counter"
 
     def inc(self, labels: LabelValues = (), amount: float = 1.0) -> None:
         """Add ``amount`` (>= 0)."""
-        key = self._check(labels)
-        with self._lock:
-            self._values[key] = self._values.get(key, 0.0) + amount
-
-    def value(self, labels: LabelValues = ()) -> float:
-        """The current count."""
-        return float(self._values.get(self._check(labels), 0.0))
+        if not amount >= 0.0:
+            raise ValueError(f"a counter only goes up (got {amount!r})")
+        self._add(labels, amount)
 
 
-class Gauge(_Family):
+class Gauge(_Scalar):
     """A value that goes up and down; ``mode`` says how workers are combined."""
 
     kind = "gauge"
@@ -116,13 +125,7 @@ class Gauge(_Family):
 
     def inc(self, labels: LabelValues = (), amount: float = 1.0) -> None:
         """Add ``amount`` (may be negative)."""
-        key = self._check(labels)
-        with self._lock:
-            self._values[key] = self._values.get(key, 0.0) + amount
-
-    def value(self, labels: LabelValues = ()) -> float:
-        """The current value."""
-        return float(self._values.get(self._check(labels), 0.0))
+        self._add(labels, amount)
 
 
 class Histogram(_Family):
