@@ -3,8 +3,9 @@
 Written only when missing, so an operator can edit them between demo runs.
 
 * ``runbooks/demo-disk-cleanup.yaml`` — preventive: when opsloop forecasts that a disk fills
-  up (``exhaustion_forecast``), clean up before it does (here: a harmless command that says
-  what a real one would do);
+  up (``exhaustion_forecast`` on a ``host_disk*`` series), clean up before it does (here: a
+  harmless command that says what a real one would do); cooldown per series, several disks
+  at once (a memory forecast on another host in the same batch must not take its only slot);
 * ``runbooks/demo-retrain-churn.yaml`` — when the churn model drifts (``model_drift``), run its
   training pipeline on recent (drifted) customers; the new version becomes ``challenger``;
 * ``runbooks/demo-web-diagnostics.yaml``, ``runbooks/demo-batch-restart.yaml`` — routine
@@ -20,8 +21,8 @@ DISK_CLEANUP = """\
 name: demo-disk-cleanup
 description: Preventive - free disk space before a forecast exhaustion (demo).
 triggers:
-  - anomaly: {kind: exhaustion_forecast}
-policies: {cooldown_s: 30, timeout_s: 60}
+  - anomaly: {kind: exhaustion_forecast, matchers: '{metric=~"host_disk.*"}'}
+policies: {cooldown_s: 30, max_concurrent: 4, timeout_s: 60}
 steps:
   - id: cleanup
     shell:
