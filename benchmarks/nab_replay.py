@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from opsloop.detect.metrics import DefaultMetricDetector
+from opsloop.detect.metrics import DefaultMetricDetector, EdgeAlarm
 from opsloop.detect.metrics.nab_scoring import (
     PROFILES,
     FileLabels,
@@ -57,28 +57,18 @@ def replay(
     off: float = 0.9,
     damp: float = 0.5,
 ) -> np.ndarray:
-    """The emitted scores of :class:`DefaultMetricDetector`'s alarm stage over raw ``p``
-    (spending by row index: the NAB files have no missing rows)."""
+    """The emitted scores of :class:`DefaultMetricDetector`'s alarm stage over raw ``p``: its
+    spending (by row index: the NAB files have no missing rows), then its own
+    :class:`EdgeAlarm` gate."""
+    gate = EdgeAlarm(on=1.0 - gate_p, off=off, refractory=refractory, clear=clear, damp=damp,
+                     escalate=escalate)  # fmt: skip
     out = np.empty(len(p))
-    armed, since, quiet, last = True, 0, 0, 1.0
-    on = 1.0 - gate_p
     for i, pi in enumerate(p.tolist()):
         if pi < 1.0 and spend > 0.0:
             pi = min(1.0, pi * max(1.0, i / spend))
         s = 1.0 - pi if pi < 1.0 else 0.0
-        if armed:
-            out[i] = s
-            if s >= on:
-                armed, since, quiet, last = False, 0, 0, 1.0 - s
-        elif escalate > 0.0 and s >= on and (1.0 - s) * escalate <= last:
-            out[i] = s
-            since, quiet, last = 0, 0, 1.0 - s
-        else:
-            out[i] = damp * s
-            since += 1
-            quiet = quiet + 1 if s < off else 0
-            if since >= refractory and quiet >= clear:
-                armed = True
+        out[i] = gate.gate(s)
+        gate.step(s)
     return out
 
 
