@@ -491,7 +491,7 @@ def test_no_shell_true_in_executors():
 def test_concurrent_runs_are_limited(tmp_path):
     store = InMemoryRunStore()
     engine = RunbookEngine(store, kill_grace_s=0.2)
-    rb = runbook(steps=[{"shell": {"argv": ["sleep", "30"]}}])
+    rb = runbook(policies={"on_busy": "skip"}, steps=[{"shell": {"argv": ["sleep", "30"]}}])
     first = engine.start(rb, alert(k="1"))
     second = engine.run(rb, alert(k="2"))
     assert second.status is RunStatus.SKIPPED and second.reason.startswith("max_concurrent")
@@ -512,3 +512,82 @@ def test_secret_values_are_not_in_the_process_environment_of_steps(tmp_path, mon
     assert "zzz-secret" not in rec.steps[0].stdout
     assert "PATH=" in rec.steps[0].stdout
     assert os.environ["OPSLOOP_SECRET_X"] == "zzz-secret"
+
+
+def _wait_for(pred, timeout=5.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return True
+        time.sleep(0.01)
+    return False
+
+
+def test_busy_runbook_queues_runs_first_come_first_served(tmp_path):
+    """Two subjects triggering at once both get their run (the default ``on_busy: queue``):
+    the second waits for the first's slot instead of being skipped."""
+    store = InMemoryRunStore()
+    engine = RunbookEngine(store, kill_grace_s=0.2)
+    log = tmp_path / "log"
+    rb = runbook(
+        steps=[
+            {
+                "shell": {
+                    "argv": [
+                        "sh",
+                        "-c",
+                        'echo "start $1" >> "$2"; sleep 0.3; echo "end $1" >> "$2"',
+                        "x",
+                        "${event.labels.k}",
+                        str(log),
+                    ]
+                }
+            },
+        ]
+    )
+    first = engine.start(rb, alert(k="1"))
+    second = engine.start(rb, alert(k="2"))
+    third = engine.start(rb, alert(k="3"))
+    assert second.status is RunStatus.PENDING and second.reason.startswith("queued")
+    assert engine.admission.waiting("t") == 2
+    assert _wait_for(lambda: all(store.get(r.id).status.final for r in (first, second, third)))
+    engine.join(5)
+    for r in (first, second, third):
+        rec = store.get(r.id)
+        assert rec.status is RunStatus.SUCCEEDED, rec
+        assert rec.reason is None
+    # one at a time, in arrival order
+    assert log.read_text().split("\n")[:-1] == [
+        "start 1",
+        "end 1",
+        "start 2",
+        "end 2",
+        "start 3",
+        "end 3",
+    ]
+    assert engine.admission.running("t") == 0 and engine.admission.waiting("t") == 0
+
+
+def test_queue_is_bounded_and_queued_runs_can_be_cancelled(tmp_path):
+    store = InMemoryRunStore()
+    engine = RunbookEngine(store, kill_grace_s=0.2)
+    marker = tmp_path / "ran"
+    rb = runbook(
+        policies={"max_queued": 2},
+        steps=[{"shell": {"argv": ["sh", "-c", 'sleep 30; touch "$1"', "x", str(marker)]}}],
+    )
+    running = engine.start(rb, alert(k="1"))
+    queued = [engine.start(rb, alert(k=str(k))) for k in (2, 3)]
+    full = engine.start(rb, alert(k="4"))
+    assert full.status is RunStatus.SKIPPED and full.reason.startswith("queue full")
+    assert engine.cancel(queued[0].id)
+    assert _wait_for(lambda: store.get(queued[0].id).status is RunStatus.CANCELLED)
+    assert "queued" in store.get(queued[0].id).error
+    assert engine.admission.waiting("t") == 1
+    engine.engage_kill_switch("maintenance")
+    engine.join(5)
+    assert store.get(running.id).status is RunStatus.CANCELLED
+    rec = store.get(queued[1].id)
+    assert rec.status is RunStatus.CANCELLED and "maintenance" in rec.error
+    assert not rec.steps and not marker.exists()
+    assert engine.admission.running("t") == 0 and engine.admission.waiting("t") == 0

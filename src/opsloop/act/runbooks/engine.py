@@ -3,12 +3,16 @@
 Order of a run::
 
     kill switch? -> enabled? -> parameters (typed, checked) -> conditions -> [dry run: plan]
-    -> cooldown / max_concurrent -> approval gate -> steps (when, retries, timeouts)
+    -> cooldown / max_concurrent [-> queue] -> approval gate -> steps (when, retries, timeouts)
     -> on_failure (when something failed) -> finished
 
-* Refusals (kill switch, disabled, conditions false, cooldown, max_concurrent) give a
-  ``skipped`` record with the ``reason``; bad parameters or conditions give ``failed``;
-  in both cases nothing ran.
+* Refusals (kill switch, disabled, conditions false, cooldown, max_concurrent with
+  ``on_busy: skip``, a full queue) give a ``skipped`` record with the ``reason``; bad
+  parameters or conditions give ``failed``; in both cases nothing ran.
+* With ``on_busy: queue`` (the default) a run that finds every slot busy is recorded
+  ``pending`` with a ``queued`` reason and starts when a slot frees, first come first
+  served; cancel or the kill switch while it waits ends it ``cancelled``. Time spent queued
+  does not count against ``timeout_s``.
 * Each step's timeout is capped by what is left of ``policies.timeout_s`` (time spent
   waiting for approvals does not count). A failed attempt is retried ``retries`` times
   after ``backoff_s * 2**(attempt-1)`` seconds (at most ``max_backoff_s``). A step that fails
@@ -42,7 +46,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from opsloop.act.runbooks.admission import Admission
+from opsloop.act.runbooks.admission import Admission, Ticket
 from opsloop.act.runbooks.checks import STEP_OUTPUTS
 from opsloop.act.runbooks.expression import ExpressionError, compile_expression, truthy
 from opsloop.act.runbooks.host import ApprovalRequest, Approvals, LearnActions, Notifier
@@ -94,7 +98,7 @@ class _Run:
     rec: RunRecord
     ctx: Context
     cancel: threading.Event
-    admitted: bool
+    ticket: Ticket | None
 
 
 class _DryContext(Context):
@@ -311,20 +315,27 @@ class RunbookEngine:
         if dry_run:
             self._dry_run(rb, rec, ctx)
             return rec, None
-        refusal = self.admission.admit(
+        pol = rb.policies
+        ticket = self.admission.admit(
             rb.name,
             f"{event.kind}:{event.key}",
-            cooldown_s=rb.policies.cooldown_s,
-            max_concurrent=rb.policies.max_concurrent,
+            cooldown_s=pol.cooldown_s,
+            max_concurrent=pol.max_concurrent,
+            max_queued=pol.max_queued if pol.on_busy == "queue" else 0,
         )
-        if refusal is not None:
-            self._finish_early(rec, RunStatus.SKIPPED, reason=refusal)
+        if isinstance(ticket, str):
+            self._finish_early(rec, RunStatus.SKIPPED, reason=ticket)
             return rec, None
+        if ticket.queued:
+            rec.reason = (
+                f"queued: {rb.name} has {pol.max_concurrent} run(s) in progress; "
+                "starts when one ends"
+            )
         cancel = threading.Event()
         with self._lock:
             self._cancels[rec.id] = cancel
         self.store.save(rec)
-        return rec, _Run(rb, rec, ctx, cancel, admitted=True)
+        return rec, _Run(rb, rec, ctx, cancel, ticket)
 
     def _params(self, rb: Runbook, given: Mapping[str, Any], ctx: Context) -> dict[str, Any]:
         unknown = sorted(set(given) - set(rb.parameters))
@@ -348,6 +359,16 @@ class RunbookEngine:
     def _execute(self, run: _Run) -> None:
         rb, rec = run.rb, run.rec
         try:
+            if run.ticket is not None and not run.ticket.slot:
+                if not self.admission.wait_turn(run.ticket, run.cancel):
+                    why = self.kill_switch
+                    self._end(
+                        rec,
+                        RunStatus.CANCELLED,
+                        error=f"kill switch: {why}" if why else "cancelled while queued",
+                    )
+                    return
+                rec.reason = None
             self._execute_inner(run)
         except Exception as e:  # never leave a run "running" because of a bug
             rec.status = RunStatus.FAILED
@@ -355,7 +376,7 @@ class RunbookEngine:
             rec.finished = self.clock()
             self.store.save(rec)
         finally:
-            if run.admitted:
+            if run.ticket is not None and run.ticket.slot:
                 self.admission.done(rb.name)
             with self._lock:
                 self._cancels.pop(rec.id, None)

@@ -428,6 +428,8 @@ class Policies(_Model):
     timeout_s: Seconds = 900.0
     cooldown_s: Annotated[float, Field(ge=0, le=30 * 86400)] = 0.0
     max_concurrent: Annotated[int, Field(ge=1, le=100)] = 1
+    on_busy: Literal["queue", "skip"] = "queue"
+    max_queued: Annotated[int, Field(ge=1, le=1000)] = 10
     requires_approval: ApprovalPolicy | None = None
     retries: Annotated[int, Field(ge=0, le=20)] = 0
     backoff_s: Annotated[float, Field(ge=0, le=3600)] = 1.0
