@@ -98,7 +98,7 @@ class _Run:
     rec: RunRecord
     ctx: Context
     cancel: threading.Event
-    ticket: Ticket | None
+    ticket: Ticket
 
 
 class _DryContext(Context):
@@ -359,7 +359,7 @@ class RunbookEngine:
     def _execute(self, run: _Run) -> None:
         rb, rec = run.rb, run.rec
         try:
-            if run.ticket is not None and not run.ticket.slot:
+            if not run.ticket.slot:
                 if not self.admission.wait_turn(run.ticket, run.cancel):
                     why = self.kill_switch
                     self._end(
@@ -376,7 +376,7 @@ class RunbookEngine:
             rec.finished = self.clock()
             self.store.save(rec)
         finally:
-            if run.ticket is not None and run.ticket.slot:
+            if run.ticket.slot:
                 self.admission.done(rb.name)
             with self._lock:
                 self._cancels.pop(rec.id, None)
