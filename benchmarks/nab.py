@@ -315,6 +315,83 @@ ROUND3 = [
     "synthetic ones by a few points either way.",
 ]
 
+ROUND4 = [
+    "## Fourth round (session 5): calibration, per-model state, alarm-rate rules",
+    "",
+    "Harness: `.venv/bin/python benchmarks/nab_views.py [--variant V] [--candidates]`",
+    "(per-view p of every row per variant of the views, candidates replayed through the real",
+    "alarm stage; it reproduces the shipped detector's A score, 60.75). Development sets: half",
+    "A and synthetic seeds 101 / 102 / 7 / 303 (standard profile, in that order below).",
+    "Disclosure: a scratch version of the harness printed half B and the full subset next to",
+    "A for the view variants and the refractory check; those numbers are given here as seen",
+    "(B / full), none was adopted on them.",
+    "",
+    "Where the points go. At its operating point the detector finds 51 of 57 windows with 223",
+    "false-positive rows; HTM finds 48 with 77. Per file HTM has 0 false rows on art_noisy,",
+    "ec2_cpu_utilization_5f5533, Twitter_volume_CRM, ec2_network_in_257a54 and",
+    "occupancy_6005, where we have 10 / 11 / 14 / 5 / 6; its score stays near 0 between",
+    "events. Our 254 false edges at the gate are spread over the whole length of the files",
+    "(35 / 54 / 89 / 33 / 43 in rows 0-1k / 1-2k / 2-4k / 4-8k / 8k+); 14 of them come within",
+    "100 rows of an earlier edge. Note on the peers: NAB's detector interface hands every",
+    "detector the minimum and maximum of the whole file; HTM sets its encoder's resolution",
+    "from them and CAD OSE its value bins. That is information from rows after the one being",
+    "scored, which the causal contract of `opsloop bench nab` does not allow us.",
+    "",
+    "Calibration check (all 31 files, rows after probation and outside the windows and the 50",
+    "rows before them, 143,000 rows): a calibrated p is below 1e-3 / 1e-4 on about 143 / 14",
+    "of them. Observed: |z| 307 / 36, EWMA(z) 505 / 88, EWMA(z^2) 812 / 225, shape 56 / 3.",
+    "The EWMA views are over-confident in the far tail by 3-16x: the method-of-moments GPD",
+    "fit caps the shape at 0.5, and z^2 of a heavy-tailed z has twice z's tail index.",
+    "",
+    "| # | candidate (principle) | A | 101 | 102 | 7 | 303 | verdict |",
+    "|---|---|---:|---:|---:|---:|---:|---|",
+    "| R0 | the shipped detector | 60.75 | 52.28 | 56.40 | 53.06 | 46.00 | |",
+    "| R6 | weighted Bonferroni, weights |z| : EWMA(z) : EWMA(z^2) : shape = 2:2:2:1 |"
+    " 62.02 | 53.51 | 56.94 | 53.25 | 49.22 | better on all five; held out: B 60.70, full"
+    " 60.10 (shipped 67.28 / 63.90): rejected |",
+    "| R6' | weights 2:1:1:1 / 1:2:2:2 / 3:2:2:1 | 63.81 / 52.36 / 59.33 | 54.35 / 47.72 /"
+    " 53.60 | 53.83 / 59.87 / 57.47 | 54.00 / 53.70 / 53.86 | 44.15 / 49.21 / 45.75 |"
+    " rejected (trades sets) |",
+    "| R7 | phase-tolerant |z|: distance to the nearest of the seasonal profile's bins"
+    " k-1..k+2 (sharp daily edges with jitter) | 61.02 | 52.19 | 56.40 | 53.06 | 46.00 |"
+    " rejected (no change; B / full 66.72 / 63.71) |",
+    "| R8 | per-model calibrators: none / day / week each keep their own calibrators and"
+    " EWMA state, a seasonal model's fed from one period after it starts (the early"
+    " transient of the plain model no longer fits the tail for the whole file) | 59.38 |"
+    " 52.38 | 54.50 | 53.99 | 49.78 | rejected (B / full 67.73 / 63.58) |",
+    "| R8' | R8 with gate 2e-3 and spending 8000 (window evidence is stronger under R8:"
+    " art_daily_flatmiddle -log10 p 2.9 -> 20.5, art_daily_jumpsup 3.1 -> 33.3,"
+    " ec2_network_in_257a54 10.6 -> 69.7) | 53.09 | 54.16 | 57.62 | 58.80 | 53.07 |"
+    " rejected (A) |",
+    "| R9 | alpha spending by alarms: p x (1 + c E), E the past edges decayed over tau rows;"
+    " (c, tau) = (1, 1000) / (1, 3000) / (1, 10000) | 58.67 / 52.25 / 53.83 | 50.73 / 49.18"
+    " / 48.17 | 55.40 / 59.75 / 59.99 | 52.97 / 55.49 / 54.12 | 49.19 / 52.39 / 55.42 |"
+    " rejected (A) |",
+    "| R10 | reference from a burn-in: p x 10^(a (M - m0)), M the largest -log10 p of the"
+    " first 240 rows (ARTime-like: no more alarms than the start had) | 45.15-49.16 |"
+    " 48.82-49.55 | 55.17-59.90 | 53.13-54.41 | 40.16-47.15 | rejected |",
+    "| R11 | burst view (HTM's 10-row average of raw surprise): rows among the last 10 with"
+    " p(|z|) < 0.01, binomial tail at the running rate; added / replacing |z| | 56.63 /"
+    " 58.23 | 52.37 / 50.48 | 54.88 / 55.59 | 53.31 / 51.54 | 53.00 / 52.35 | rejected (A) |",
+    "| R12 | calibrated tails by transform: sqrt(EWMA(z^2)) / log1p of the three residual"
+    " views (fixes the count at 1e-3 for |z| and EWMA(z): 232, 141) | 60.75 / 55.69 | 51.20"
+    " / 49.21 | 56.86 / 53.40 | 52.94 / 53.64 | 46.23 / 38.96 | rejected (mixed / A; B /"
+    " full 67.65 / 64.09 and 68.35 / 61.51) |",
+    "| R13 | refractory 200 / 400 | 57.07 / 58.01 | 51.27 / 42.68 | 56.66 / 56.48 | 51.43 /"
+    " 53.22 | 46.05 / 45.58 | rejected (B 67.38 / 62.70) |",
+    "| R14 | familiar alarms: an edge is dropped when k of the last 20 edges deviated as"
+    " much (robust deviation from the 50 rows before, same sign); (k, frac) = (2, 0.8) /"
+    " (3, 0.8) / (2, 1.0) | 56.68 / 60.82 / 59.20 | 41.92 / 47.01 / 47.27 | 51.82 / 53.62 /"
+    " 53.17 | 49.46 / 50.59 / 50.81 | 43.37 / 43.02 / 45.98 | rejected |",
+    "",
+    "What this round shows. Making the views honest (R12 log) or stronger where the model was",
+    "wrong (R8) costs NAB points: the subset's windows are found by the same over-confident",
+    "tail rows that make the false alarms, so the sweep cannot separate them. The one",
+    "candidate better on every development set (R6) lost 6.6 points on held-out half B: at",
+    "this level the halves differ by +-5 points between settings, and no development",
+    "evidence we have predicts the held-out score. The detector is unchanged.",
+]
+
 SPEED_NOTES = [
     "## Speed work (issue 4: >= 100,000 points/s on one core)",
     "",
@@ -530,6 +607,8 @@ def main(argv: list[str] | None = None) -> int:
         *ROUND2,
         "",
         *ROUND3,
+        "",
+        *ROUND4,
         "",
         "This run, by half (standard / low-FP / low-FN):",
         "",
