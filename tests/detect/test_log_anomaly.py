@@ -171,3 +171,25 @@ def test_frequency_memory_forgets_dead_templates():
         d.learn_one(f"once-{i}", i + 0.5)
     d.advance(200.0)
     assert len(d) <= 2
+
+
+def test_frequency_counts_slightly_late_lines_and_drops_a_backlog():
+    d = FrequencyDetector(window=60.0, min_windows=3, max_lateness=2)
+    for w in range(20):  # steady: 10 lines a window
+        for i in range(10):
+            d.learn_one("req", w * 60.0 + i)
+    d.advance(20 * 60.0)  # the clock runs past window 19: window 20 is open
+    for i in range(10):  # a shipper 1 window behind: counted in the open window
+        d.learn_one("req", 19 * 60.0 + 30.0 + i)
+    # a backlog of ten old windows: final already, not counted, no burst
+    backlog = [d.learn_one("req", w * 60.0 + i) for w in range(5, 15) for i in range(10)]
+    assert d.late == 100 and all(out == [] for out in backlog)
+    out = d.advance(21 * 60.0)
+    assert out == []  # window 20 holds 10 lines (the late ones): no burst, no silence
+    e = FrequencyDetector.from_dict(json.loads(json.dumps(d.to_dict())))
+    assert e.late == 100 and e.max_lateness == 2
+
+
+def test_frequency_rejects_negative_lateness():
+    with pytest.raises(ValueError, match="max_lateness"):
+        FrequencyDetector(max_lateness=-1)

@@ -55,3 +55,37 @@ def test_corrupt_state_is_set_aside_and_relearned(tmp_path):
     assert again.templates() == ids  # replayed from the stored lines
     assert (tmp_path / "state.corrupt").exists()
     store.close()
+
+
+def test_a_replay_of_old_lines_is_judged_on_its_own_clock(tmp_path):
+    # A simulator (or `tail` of an old file) sends 45 minutes of lines in 45 seconds while the
+    # server ticks on the wall clock: windows close on the lines' timestamps, so nothing is
+    # late and no window gets the whole backlog (that was a storm of false bursts).
+    store, ingest = make(tmp_path)
+    wall0 = 1795864234.0
+    t0 = wall0 - 2700.0
+    found = []
+    for s in range(45):  # one wall second sends one simulated minute: 20 lines
+        wall = wall0 + s
+        batch = [RawLine(f"GET /item/{i} 200", "web", wall, timestamp=t0 + 60.0 * s + 3.0 * i)
+                 for i in range(20)]  # fmt: skip
+        ingest.ingest(batch)
+        found += ingest.tick(now=wall + 0.5)
+    assert ingest.frequency.late == 0
+    assert [a for a in found if a.kind == "burst"] == []
+    assert ingest.event_now(wall0 + 44.5) < t0 + 45 * 60.0
+    store.close()
+
+
+def test_a_live_stream_that_stops_is_reported_silent(tmp_path):
+    store, ingest = make(tmp_path)
+    t = 1795860000.0
+    for s in range(30 * 60):  # a heartbeat every 10 s for 30 minutes, live
+        if s % 10 == 0:
+            ingest.ingest([RawLine("heartbeat ok", "agent", t + s, timestamp=t + s)])
+    found = ingest.tick(now=t + 30 * 60 + 180)  # then nothing for three minutes
+    assert [a.kind for a in found] == ["silence"]
+    ingest.snapshot()
+    again = LogIngest(LogTable(store), tmp_path / "state.json")
+    assert again.event_now(t + 30 * 60 + 200) == ingest.event_now(t + 30 * 60 + 200)
+    store.close()

@@ -97,6 +97,8 @@ class LogIngest:
         self.on_anomalies: Callable[[list[Anomaly]], None] | None = None
         self._where: dict[str, tuple[str | None, str]] = {}  # template -> last (host, source)
         self._snap_seq = 0
+        # (newest event time seen, when it arrived): the stream's clock for tick()
+        self._event_clock: tuple[float, float] | None = None
         self._load()
         self._online_model = self.session_model
         self._seq = max(self.table.max_seq(), self._snap_seq)
@@ -119,6 +121,9 @@ class LogIngest:
                 self.session_model = CountRuleModel.from_dict(state["session_model"])
             self._samples = {str(k): str(v) for k, v in state.get("template_samples", {}).items()}
             self._snap_seq = int(state["seq"])
+            clock = state.get("event_clock")  # (absent from older snapshots)
+            if clock is not None:
+                self._event_clock = (float(clock[0]), float(clock[1]))
         except (ValueError, KeyError, TypeError) as exc:
             assert self.state_path is not None
             set_aside(self.state_path, exc)
@@ -152,6 +157,7 @@ class LogIngest:
                 "session_model": self._online_model.to_dict(),
                 "session_model_version": self.session_model_version,
                 "template_samples": dict(self._samples),
+                "event_clock": list(self._event_clock) if self._event_clock else None,
             }
             self._dirty = False
         save_state(self.state_path, state)
@@ -178,6 +184,7 @@ class LogIngest:
                     ts = event_time(fields)
                 if ts is None or ts > line.received_at + 86400:
                     ts = line.received_at
+                self._see(ts, line.received_at)
                 level = line.level or next(
                     (str(fields[k]) for k in _LEVEL_FIELDS if fields.get(k)), None
                 )
@@ -310,10 +317,27 @@ class LogIngest:
             out["active"] = self._shadow is not None
             return out
 
+    def _see(self, ts: float, received_at: float) -> None:
+        seen = min(ts, received_at)  # a clock ahead of ours does not move time forward
+        if self._event_clock is None or seen > self._event_clock[0]:
+            self._event_clock = (seen, received_at)
+
+    def event_now(self, now: float) -> float:
+        """The stream's event time at wall-clock ``now``: the newest event time seen plus the
+        wall time since it arrived (``now`` before any line). A live stream's is ``now``; a
+        replay or backfill of old lines is not pushed past what it has sent, so its windows
+        close on its own timestamps and its lines are not late."""
+        if self._event_clock is None:
+            return now
+        seen, arrived = self._event_clock
+        return seen + max(0.0, now - arrived)
+
     def tick(self, now: float | None = None) -> list[Anomaly]:
-        """Close time windows with no traffic (silences) and idle sessions; store findings."""
+        """Close time windows with no traffic (silences) and idle sessions; store findings.
+
+        Time is the stream's (:meth:`event_now`), not the wall clock's."""
         with self._lock:
-            now = time.time() if now is None else now
+            now = self.event_now(time.time() if now is None else now)
             found = self.frequency.advance(now)
             if self.session_key:
                 found += self._judge_sessions(self.sessions.expire(now))

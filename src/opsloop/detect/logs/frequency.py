@@ -12,6 +12,13 @@ closes, after ``min_windows`` windows of history:
 * **silence** if ``x = 0`` and the template was regular, ``q >= regularity`` (a heartbeat that
   stops); ``score = -log10(max(1 - q, 1e-3))``, the surprisal in decades of an empty window.
 
+Late lines. A line whose window closed at most ``max_lateness`` windows ago is counted in the
+open window (a shipper a few seconds behind shifts a count, it loses none); an older one is not
+counted at all (``late`` counts it): that window's rate is final, and adding a backlog to the
+open window would make a burst out of a delay. The caller's clock for :meth:`advance` must
+therefore be the stream's event time - a replay or backfill of old lines must not be advanced by
+the wall clock (``LogIngest`` extrapolates the newest event time seen).
+
 The statistics are updated after scoring with ``x`` winsorised at ``mu + z_threshold * sd`` so a
 burst does not become the baseline at once. One silence raises one alert: the empty window lowers
 ``q`` below ``regularity``. Memory: one small record per template; a template whose mean and
@@ -58,9 +65,12 @@ class FrequencyDetector:
         var_floor: float = 0.25,
         max_gap_windows: int = 10_000,
         forget_below: float = 1e-3,
+        max_lateness: int = 2,
     ) -> None:
-        if window <= 0 or not 0 < alpha <= 1 or min_windows < 1:
-            raise ValueError("window > 0, 0 < alpha <= 1 and min_windows >= 1 are required")
+        if window <= 0 or not 0 < alpha <= 1 or min_windows < 1 or max_lateness < 0:
+            raise ValueError(
+                "window > 0, 0 < alpha <= 1, min_windows >= 1 and max_lateness >= 0 are required"
+            )
         self.window = float(window)
         self.alpha = float(alpha)
         self.z_threshold = float(z_threshold)
@@ -70,6 +80,8 @@ class FrequencyDetector:
         self.var_floor = float(var_floor)
         self.max_gap_windows = int(max_gap_windows)
         self.forget_below = float(forget_below)
+        self.max_lateness = int(max_lateness)
+        self.late = 0  # lines more than max_lateness windows late: not counted
         # template -> [mean, var, presence, windows seen]
         self._stats: dict[str, list[float]] = {}
         self._current: dict[str, int] = {}
@@ -83,7 +95,10 @@ class FrequencyDetector:
             self._index = index
         elif index > self._index:
             out = self._close_until(index)
-        # a late line (index < current window) is counted in the current window
+        elif index < self._index - self.max_lateness:
+            self.late += 1  # its window's rate is final
+            return out
+        # a line at most max_lateness windows late is counted in the open window
         self._current[template_id] = self._current.get(template_id, 0) + 1
         return out
 
@@ -165,7 +180,9 @@ class FrequencyDetector:
                 "var_floor": self.var_floor,
                 "max_gap_windows": self.max_gap_windows,
                 "forget_below": self.forget_below,
+                "max_lateness": self.max_lateness,
             },
+            "late": self.late,
             "stats": {k: list(v) for k, v in self._stats.items()},
             "current": dict(self._current),
             "index": self._index,
@@ -174,7 +191,8 @@ class FrequencyDetector:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> FrequencyDetector:
         """Inverse of :meth:`to_dict`."""
-        det = cls(**d["params"])
+        det = cls(**d["params"])  # (snapshots before max_lateness: the default)
+        det.late = int(d.get("late", 0))
         det._stats = {k: [float(x) for x in v] for k, v in d["stats"].items()}
         det._current = {k: int(v) for k, v in d["current"].items()}
         det._index = d["index"]
