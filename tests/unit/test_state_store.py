@@ -20,7 +20,7 @@ def test_migrations_create_the_schema_and_are_idempotent(state_url):
         "feedback",
     } <= tables
     with db.engine.connect() as conn:
-        assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar() == "0005"
+        assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar() == "0006"
     db.close()
 
 

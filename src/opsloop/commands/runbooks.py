@@ -30,7 +30,7 @@ def _service(home: Path | None):
         db = open_state(settings.effective_state_url)
     except (ConfigError, Exception) as exc:  # one line, never a traceback
         _fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
-    return RunbookService(settings, db)
+    return RunbookService(settings, db, recover=False)  # the server owns waiting runs
 
 
 @app.command("list")

@@ -2,8 +2,14 @@
 
 Runbooks are read from ``<home>/runbooks`` and ``runbooks.paths``. Alerts and anomalies that
 reach the incident engine are offered to every runbook's triggers; schedules are checked once
-a minute. Runs are stored in ``runbook_runs`` at every change; a run found unfinished at start
-is marked ``interrupted`` (never re-run). Approvals wait in memory: a restart interrupts them.
+a minute. Runs are stored in ``runbook_runs`` at every change.
+
+Restarts: approvals wait in memory, but a run keeps (column ``resume``, never shown) its trigger
+event and given parameters until its first step starts. At start-up, once the runbook files are
+loaded, runs that had not executed any step - waiting at the run's approval gate, or queued -
+are resumed with the same id (the approval keeps its deadline; the API and dashboard can
+approve it again); a run that was ``running`` or waiting at an ``approve`` step is marked
+``interrupted`` (never re-run). See :meth:`RunbookEngine.recover`.
 """
 
 from __future__ import annotations
@@ -19,12 +25,12 @@ from sqlalchemy import select
 
 from opsloop.act.runbooks import (
     InMemoryApprovals,
+    Recovery,
     Runbook,
     RunbookEngine,
     RunRecord,
     TriggerEvent,
     load_runbooks,
-    mark_interrupted,
     matching_trigger,
 )
 from opsloop.act.runbooks.records import RunStatus, StepRecord, StepStatus
@@ -58,15 +64,26 @@ class SqlRunStore:
                 s.add(RunbookRunRow(
                     id=record.id, runbook=record.runbook, status=record.status.value,
                     incident_id=self.incident_of(record), created=record.created,
-                    finished=record.finished, data=data,
+                    finished=record.finished, data=data, resume=record.resume,
                 ))  # fmt: skip
             else:
                 row.status, row.finished, row.data = record.status.value, record.finished, data
+                row.resume = record.resume
 
     def unfinished(self) -> list[RunRecord]:
         with self.db.session() as s:
             rows = s.scalars(select(RunbookRunRow).where(RunbookRunRow.status.in_(UNFINISHED)))
-            return [record_from_dict(r.data) for r in rows]
+            return [_with_resume(record_from_dict(r.data), r.resume) for r in rows]
+
+    def incident_ids(self, run_ids: Sequence[str]) -> dict[str, str]:
+        """``{run id: incident id}`` for the runs linked to an incident."""
+        if not run_ids:
+            return {}
+        stmt = select(RunbookRunRow.id, RunbookRunRow.incident_id).where(
+            RunbookRunRow.id.in_(list(run_ids)), RunbookRunRow.incident_id.is_not(None)
+        )
+        with self.db.session() as s:
+            return {rid: inc for rid, inc in s.execute(stmt)}
 
     def get(self, run_id: str) -> dict[str, Any] | None:
         with self.db.session() as s:
@@ -79,6 +96,11 @@ class SqlRunStore:
             stmt = stmt.where(RunbookRunRow.runbook == runbook)
         with self.db.session() as s:
             return [{**r.data, "incident_id": r.incident_id} for r in s.scalars(stmt)]
+
+
+def _with_resume(rec: RunRecord, payload: dict[str, Any] | None) -> RunRecord:
+    rec.resume = payload
+    return rec
 
 
 class _IncidentNotifier:
@@ -95,8 +117,17 @@ class RunbookService:
     """Loads runbooks, runs them, and answers the API, CLI and dashboard."""
 
     def __init__(
-        self, settings: Settings, db: StateDB, incidents: Any = None, learn: Any = None
+        self,
+        settings: Settings,
+        db: StateDB,
+        incidents: Any = None,
+        learn: Any = None,
+        *,
+        recover: bool = True,
     ) -> None:
+        """With ``recover`` (the server), runs left unfinished by a previous process are
+        resumed or marked ``interrupted`` (:meth:`recover`); a short-lived process that shares
+        the state store with a running server (a CLI) should pass ``False``."""
         self.settings = settings
         self.db = db
         self.incidents = incidents
@@ -110,16 +141,25 @@ class RunbookService:
             self.store, notifier=_IncidentNotifier(self), approvals=self.approvals,
             secrets=secrets, python_modules=cfg.python_modules, learn=learn,
         )  # fmt: skip
-        interrupted = mark_interrupted(self.store)
-        if interrupted:
-            log.warning(
-                "runs interrupted by a restart", extra={"fields": {"runs": len(interrupted)}}
-            )
         if not cfg.enabled:
             self.engine.engage_kill_switch("runbooks.enabled = false")
         self.runbooks: dict[str, Runbook] = {}
         self.errors: list[str] = []
         self.reload()
+        if recover:
+            self.recover()
+
+    def recover(self) -> Recovery:
+        """Start-up: resume the runs a previous process left queued or waiting for approval,
+        mark the others ``interrupted`` (needs the runbooks loaded: call after :meth:`reload`,
+        once, before accepting runs)."""
+        done = self.engine.recover(self.runbooks)
+        self._incident_by_run.update(self.store.incident_ids(done.resumed))
+        counts = {k: len(v) for k, v in vars(done).items()}
+        if any(counts.values()):
+            level = logging.WARNING if done.interrupted else logging.INFO
+            log.log(level, "runbook runs recovered after a restart", extra={"fields": counts})
+        return done
 
     # -- files -------------------------------------------------------------------------------
     def folders(self) -> list[Path]:

@@ -12,7 +12,8 @@
 * :mod:`~opsloop.act.runbooks.engine` - :class:`RunbookEngine` (approvals, cooldown,
   concurrency, kill switch, retries, timeouts, dry run, ``on_failure``);
 * :mod:`~opsloop.act.runbooks.records`, :mod:`~opsloop.act.runbooks.host` - what the host
-  provides and receives: :class:`RunStore`, :class:`Notifier`, :class:`Approvals`.
+  provides and receives: :class:`RunStore`, :class:`Notifier`, :class:`Approvals`; at start-up
+  :meth:`RunbookEngine.recover` resumes queued runs and runs waiting for approval.
 
 ``EXAMPLES_DIR`` holds built-in example runbooks.
 """
@@ -21,7 +22,7 @@ from pathlib import Path
 
 from opsloop.act.runbooks.admission import Admission
 from opsloop.act.runbooks.cron import Cron, CronError
-from opsloop.act.runbooks.engine import RunbookEngine, StepError, backoff_delays
+from opsloop.act.runbooks.engine import Recovery, RunbookEngine, StepError, backoff_delays
 from opsloop.act.runbooks.expression import (
     Expression,
     ExpressionError,
@@ -52,6 +53,7 @@ from opsloop.act.runbooks.records import (
     StepRecord,
     StepStatus,
     mark_interrupted,
+    resumable,
 )
 from opsloop.act.runbooks.schema import Runbook, Step, Trigger
 from opsloop.act.runbooks.secrets import Redactor, SecretError, SecretResolver
@@ -77,6 +79,7 @@ __all__ = [
     "Parameter",
     "ParameterError",
     "RecordingNotifier",
+    "Recovery",
     "Redactor",
     "RunRecord",
     "RunStatus",
@@ -104,5 +107,6 @@ __all__ = [
     "parse_runbook",
     "render_str",
     "render_value",
+    "resumable",
     "scheduled_runbooks",
 ]

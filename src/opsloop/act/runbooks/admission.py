@@ -110,6 +110,30 @@ class Admission:
             self._last[(runbook, key)] = now
             return ticket
 
+    def reclaim(
+        self, runbook: str, key: str, *, at: float, slot: bool, max_concurrent: int
+    ) -> Ticket:
+        """Admit again, at start-up, a run that a previous process had admitted: it takes a
+        slot when it held one (``slot``) or when one is free and nobody waits, else it joins
+        the end of the queue - whatever the limits, as it was accepted already. Its cooldown
+        counts from ``at`` (when it was first admitted).
+
+        >>> adm = Admission()
+        >>> adm.reclaim("rb", "k", at=1.0, slot=True, max_concurrent=1)
+        Ticket(runbook='rb', queued=False, slot=True)
+        >>> adm.reclaim("rb", "k2", at=2.0, slot=False, max_concurrent=1)
+        Ticket(runbook='rb', queued=True, slot=False)
+        """
+        with self._cond:
+            self._last[(runbook, key)] = max(at, self._last.get((runbook, key), at))
+            running = self._running.get(runbook, 0)
+            if slot or (running < max_concurrent and not self._queues.get(runbook)):
+                self._running[runbook] = running + 1
+                return Ticket(runbook, queued=False, slot=True, limit=max_concurrent)
+            ticket = Ticket(runbook, queued=True, slot=False, limit=max_concurrent)
+            self._queues.setdefault(runbook, deque()).append(ticket)
+            return ticket
+
     def wait_turn(
         self, ticket: Ticket, cancel: threading.Event | None = None, poll_s: float = 0.2
     ) -> bool:

@@ -28,6 +28,13 @@ Order of a run::
   nothing is executed, no cooldown is used and no approval asked.
 * Every stored string - rendered commands, stdout/stderr, errors - passes the secrets
   :class:`~opsloop.act.runbooks.secrets.Redactor` first.
+* Restarts: until its first step starts, a run keeps in ``RunRecord.resume`` (never shown, no
+  secret: secrets are resolved when a step renders) its full trigger event and the parameters
+  as given. At start-up :meth:`RunbookEngine.recover` resumes, with the same id, runs that were
+  queued or waiting at the run's approval gate (the approval keeps its deadline: gate start +
+  ``timeout_s``; passed already, the run ends ``rejected``); every other unfinished run - one
+  that was ``running`` or waiting at an ``approve`` step - becomes ``interrupted``, never
+  re-run.
 
 The engine is synchronous: :meth:`RunbookEngine.run` blocks until the run ends;
 :meth:`RunbookEngine.start` does the checks, then runs the rest in a background thread.
@@ -36,6 +43,7 @@ The engine is synchronous: :meth:`RunbookEngine.run` blocks until the run ends;
 from __future__ import annotations
 
 import copy
+import json
 import math
 import os
 import threading
@@ -43,7 +51,7 @@ import time
 import urllib.parse
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from opsloop.act.runbooks.admission import Admission, Ticket
@@ -58,6 +66,8 @@ from opsloop.act.runbooks.records import (
     RunStore,
     StepRecord,
     StepStatus,
+    interrupt,
+    resumable,
 )
 from opsloop.act.runbooks.schema import Runbook, Step
 from opsloop.act.runbooks.secrets import SecretError, SecretResolver
@@ -74,7 +84,7 @@ from opsloop.act.runbooks.template import (
 from opsloop.act.runbooks.triggers import TriggerEvent
 from opsloop.roles import Role
 
-__all__ = ["RunbookEngine", "StepError", "backoff_delays"]
+__all__ = ["Recovery", "RunbookEngine", "StepError", "backoff_delays"]
 
 
 class StepError(ValueError):
@@ -99,6 +109,28 @@ class _Run:
     ctx: Context
     cancel: threading.Event
     ticket: Ticket
+    gate: StepRecord | None = None  # the run's approval gate, resumed after a restart
+
+
+@dataclass
+class Recovery:
+    """What :meth:`RunbookEngine.recover` did with the runs a previous process left unfinished
+    (run ids): ``resumed`` (waiting again, queued or running), ``interrupted`` (not resumable,
+    or their runbook is gone), ``ended`` (resumed, then ended at once: approval deadline
+    passed, runbook disabled, kill switch, parameters or conditions refused)."""
+
+    resumed: list[str] = field(default_factory=list)
+    interrupted: list[str] = field(default_factory=list)
+    ended: list[str] = field(default_factory=list)
+
+    def add(self, rec: RunRecord) -> None:
+        """Count ``rec`` by its status."""
+        if not rec.status.final:
+            self.resumed.append(rec.id)
+        elif rec.status is RunStatus.INTERRUPTED:
+            self.interrupted.append(rec.id)
+        else:
+            self.ended.append(rec.id)
 
 
 class _DryContext(Context):
@@ -237,7 +269,103 @@ class RunbookEngine:
         rec, run = self._prepare(runbook, event, params, dry_run=False, requested_by=requested_by)
         if run is None:
             return rec
-        snapshot = copy.deepcopy(rec)
+        return self._launch(run)
+
+    def recover(self, runbooks: Mapping[str, Runbook]) -> Recovery:
+        """Start-up: resume, with the same ids, the unfinished runs of a previous process that
+        had not executed any step (:func:`~opsloop.act.runbooks.records.resumable`) - those
+        waiting at the approval gate first (they held a slot), then the queued ones in their
+        original order - and mark every other one ``interrupted``. ``runbooks`` are the
+        runbooks loaded now, by name. Call it once, before the engine accepts runs."""
+        out = Recovery()
+        for rec in sorted(self.store.unfinished(), key=_resume_order):
+            if resumable(rec):
+                out.add(self.resume(rec, runbooks.get(rec.runbook)))
+            else:
+                self._save(interrupt(rec, self.clock()))
+                out.add(rec)
+        return out
+
+    def resume(self, record: RunRecord, runbook: Runbook | None) -> RunRecord:
+        """Continue ``record`` - queued, or waiting at the run's approval gate, when a
+        previous process stopped - with ``runbook`` as loaded now (``None``: it is gone).
+
+        The run keeps its id, trigger event and given parameters (``record.resume``);
+        parameters and conditions are checked again. A gate keeps its role and its deadline
+        (gate start + ``timeout_s``). A run that cannot go on is ended and saved:
+        ``interrupted`` (runbook gone, not resumable), ``skipped`` (disabled, kill switch),
+        ``rejected`` (deadline passed), ``failed`` (parameters). Returns a snapshot, like
+        :meth:`start`."""
+        rec = copy.deepcopy(record)
+        try:
+            event, given, gate = _decode_resume(rec)
+        except (KeyError, TypeError, ValueError) as e:
+            return self._end_resumed(rec, RunStatus.INTERRUPTED, f"cannot resume this run: {e}")
+        refusal = self._resume_refusal(rec, runbook)
+        if refusal is not None:
+            return self._end_resumed(rec, *refusal)
+        assert runbook is not None  # refused above
+        if gate is not None and _gate_left(gate, rec, self.clock()) <= 0:
+            return self._expired(rec, gate)
+        ctx = self._checked_context(runbook, rec, event, given, dry_run=False)
+        if ctx is None:
+            return self._end_resumed(rec, rec.status, rec.reason)
+        ticket = self.admission.reclaim(
+            runbook.name,
+            f"{event.kind}:{event.key}",
+            at=rec.created,
+            slot=gate is not None,
+            max_concurrent=runbook.policies.max_concurrent,
+        )
+        rec.reason = _queued_reason(runbook) if ticket.queued else None
+        return self._launch(self._admitted(runbook, rec, ctx, ticket, gate))
+
+    def _resume_refusal(
+        self, rec: RunRecord, runbook: Runbook | None
+    ) -> tuple[RunStatus, str | None] | None:
+        if not resumable(rec):
+            return RunStatus.INTERRUPTED, None
+        if runbook is None:
+            return RunStatus.INTERRUPTED, (
+                f"runbook {rec.runbook!r} is no longer loaded (file removed, renamed or "
+                "invalid) after a restart; the run was not resumed"
+            )
+        if self.kill_switch is not None:
+            return RunStatus.SKIPPED, f"kill switch: {self.kill_switch}; not resumed"
+        if not runbook.enabled:
+            return RunStatus.SKIPPED, "runbook is disabled; not resumed"
+        return None
+
+    def _end_resumed(self, rec: RunRecord, status: RunStatus, why: str | None) -> RunRecord:
+        """End a run that is not resumed (``why``: the error or reason); return a snapshot."""
+        now = self.clock()
+        why = self.redactor.redact(why) if why else None
+        if status is RunStatus.INTERRUPTED:
+            interrupt(rec, now, why)
+        else:
+            rec.status, rec.finished = status, rec.finished or now
+            if status is RunStatus.SKIPPED:
+                rec.reason = why
+            for s in rec.steps:
+                if s.status is StepStatus.WAITING_APPROVAL:
+                    s.status, s.finished = StepStatus.INTERRUPTED, now
+        self._save(rec)
+        return copy.deepcopy(rec)
+
+    def _expired(self, rec: RunRecord, gate: StepRecord) -> RunRecord:
+        """The approval deadline passed while opsloop was stopped: ``rejected``, as a timeout."""
+        _, timeout_s = _gate_spec(gate)
+        gate.status, gate.attempts = StepStatus.REJECTED, 1
+        gate.reason = (
+            f"not approved within {timeout_s:g}s (the deadline passed while opsloop was stopped)"
+        )
+        self._finish_step(gate)
+        self._end(rec, RunStatus.REJECTED, reason=gate.reason)
+        return copy.deepcopy(rec)
+
+    def _launch(self, run: _Run) -> RunRecord:
+        """Run the rest in a background thread; return a snapshot of the record."""
+        snapshot = copy.deepcopy(run.rec)
         t = threading.Thread(target=self._execute, args=(run,), name=f"runbook-{run.rec.id}")
         t.daemon = True
         with self._lock:
@@ -260,7 +388,13 @@ class RunbookEngine:
         rec.error = self.redactor.redact(error) if error else None
         rec.finished = self.clock()
         if status is not RunStatus.SKIPPED or self.record_skipped:
-            self.store.save(rec)
+            self._save(rec)
+
+    def _save(self, rec: RunRecord) -> None:
+        """Save ``rec``; its resume payload is dropped once steps start or the run ends."""
+        if rec.status not in (RunStatus.PENDING, RunStatus.WAITING_APPROVAL):
+            rec.resume = None
+        self.store.save(rec)
 
     def _prepare(
         self,
@@ -286,32 +420,9 @@ class RunbookEngine:
         if not rb.enabled and not dry_run:
             self._finish_early(rec, RunStatus.SKIPPED, reason="runbook is disabled")
             return rec, None
-        data: dict[str, Any] = {
-            "event": event.context(),
-            "run": {
-                "id": rec.id,
-                "trigger": event.kind,
-                "dry_run": dry_run,
-                "requested_by": rec.requested_by or "",
-            },
-            "runbook": {"name": rb.name, "description": rb.description},
-            "steps": {},
-        }
-        try:
-            data["params"] = rec.params = self._params(rb, params or {}, Context(dict(data)))
-        except (ParameterError, TemplateError) as e:
-            self._finish_early(rec, RunStatus.FAILED, error=f"parameters: {e}")
+        ctx = self._checked_context(rb, rec, event, params or {}, dry_run=dry_run)
+        if ctx is None:
             return rec, None
-        ctx = _DryContext(data, self.secrets) if dry_run else Context(data, self.secrets)
-        for text in rb.conditions:
-            try:
-                ok = truthy(compile_expression(text).evaluate(ctx))
-            except ExpressionError as e:
-                self._finish_early(rec, RunStatus.FAILED, error=f"condition: {e}")
-                return rec, None
-            if not ok:
-                self._finish_early(rec, RunStatus.SKIPPED, reason=f"condition not met: {text}")
-                return rec, None
         if dry_run:
             self._dry_run(rb, rec, ctx)
             return rec, None
@@ -327,15 +438,63 @@ class RunbookEngine:
             self._finish_early(rec, RunStatus.SKIPPED, reason=ticket)
             return rec, None
         if ticket.queued:
-            rec.reason = (
-                f"queued: {rb.name} has {pol.max_concurrent} run(s) in progress; "
-                "starts when one ends"
-            )
+            rec.reason = _queued_reason(rb)
+        rec.resume = _resume_payload(event, params)
+        return rec, self._admitted(rb, rec, ctx, ticket)
+
+    def _admitted(
+        self,
+        rb: Runbook,
+        rec: RunRecord,
+        ctx: Context,
+        ticket: Ticket,
+        gate: StepRecord | None = None,
+    ) -> _Run:
+        """Register an admitted run (cancellable from now on) and save it."""
         cancel = threading.Event()
         with self._lock:
             self._cancels[rec.id] = cancel
-        self.store.save(rec)
-        return rec, _Run(rb, rec, ctx, cancel, ticket)
+        self._save(rec)
+        return _Run(rb, rec, ctx, cancel, ticket, gate)
+
+    def _checked_context(
+        self,
+        rb: Runbook,
+        rec: RunRecord,
+        event: TriggerEvent,
+        given: Mapping[str, Any],
+        *,
+        dry_run: bool,
+    ) -> Context | None:
+        """The run's template context once parameters and conditions pass; ``None`` (``rec``
+        ended ``failed`` or ``skipped``) when they refuse the run."""
+        data: dict[str, Any] = {
+            "event": event.context(),
+            "run": {
+                "id": rec.id,
+                "trigger": event.kind,
+                "dry_run": dry_run,
+                "requested_by": rec.requested_by or "",
+            },
+            "runbook": {"name": rb.name, "description": rb.description},
+            "steps": {},
+        }
+        try:
+            data["params"] = rec.params = self._params(rb, given, Context(dict(data)))
+        except (ParameterError, TemplateError) as e:
+            self._finish_early(rec, RunStatus.FAILED, error=f"parameters: {e}")
+            return None
+        ctx = _DryContext(data, self.secrets) if dry_run else Context(data, self.secrets)
+        for text in rb.conditions:
+            try:
+                ok = truthy(compile_expression(text).evaluate(ctx))
+            except ExpressionError as e:
+                self._finish_early(rec, RunStatus.FAILED, error=f"condition: {e}")
+                return None
+            if not ok:
+                self._finish_early(rec, RunStatus.SKIPPED, reason=f"condition not met: {text}")
+                return None
+        return ctx
 
     def _params(self, rb: Runbook, given: Mapping[str, Any], ctx: Context) -> dict[str, Any]:
         unknown = sorted(set(given) - set(rb.parameters))
@@ -374,7 +533,7 @@ class RunbookEngine:
             rec.status = RunStatus.FAILED
             rec.error = self.redactor.redact(f"internal error: {type(e).__name__}: {e}")
             rec.finished = self.clock()
-            self.store.save(rec)
+            self._save(rec)
         finally:
             if run.ticket.slot:
                 self.admission.done(rb.name)
@@ -384,18 +543,14 @@ class RunbookEngine:
 
     def _execute_inner(self, run: _Run) -> None:
         rb, rec, ctx, cancel = run.rb, run.rec, run.ctx, run.cancel
-        gate = rb.policies.requires_approval
-        if gate is not None:
-            summary = [_describe(s) for s in self._plan(rb, rec, ctx, attach=False)]
-            srec = StepRecord(index=0, label="approval", type="approve", phase="gate")
-            rec.steps.append(srec)
-            outcome = self._gate(run, srec, gate.role, gate.timeout_s, "", summary)
+        if rb.policies.requires_approval is not None or run.gate is not None:
+            outcome = self._approval_gate(run)
             if outcome is not None:
                 self._end(rec, outcome)
                 return
         rec.status = RunStatus.RUNNING
         rec.started = self.clock()
-        self.store.save(rec)
+        self._save(rec)
         deadline = [time.monotonic() + rb.policies.timeout_s]
         failure: dict[str, Any] | None = None
         for i, step in enumerate(rb.steps):
@@ -434,7 +589,22 @@ class RunbookEngine:
         if error:
             rec.error = self.redactor.redact(error)
         rec.finished = self.clock()
-        self.store.save(rec)
+        self._save(rec)
+
+    def _approval_gate(self, run: _Run) -> RunStatus | None:
+        """The run-level gate (``policies.requires_approval``); a resumed gate (``run.gate``)
+        keeps its role and its deadline."""
+        rb, rec = run.rb, run.rec
+        summary = [_describe(s) for s in self._plan(rb, rec, run.ctx, attach=False)]
+        if run.gate is not None:
+            role, timeout_s = _gate_spec(run.gate)
+            left = max(0.0, _gate_left(run.gate, rec, self.clock()))
+            return self._gate(run, run.gate, role, timeout_s, "", summary, wait_s=left)
+        gate = rb.policies.requires_approval
+        assert gate is not None  # checked by the caller
+        srec = StepRecord(index=0, label="approval", type="approve", phase="gate")
+        rec.steps.append(srec)
+        return self._gate(run, srec, gate.role, gate.timeout_s, "", summary)
 
     def _gate(
         self,
@@ -444,14 +614,17 @@ class RunbookEngine:
         timeout_s: float,
         message: str,
         summary: list[str],
+        wait_s: float | None = None,
     ) -> RunStatus | None:
-        """Wait at an approval gate; ``None`` when approved, else the run's end status."""
+        """Wait at an approval gate (at most ``wait_s``, by default ``timeout_s``); ``None``
+        when approved, else the run's end status."""
         rec = run.rec
         srec.status = StepStatus.WAITING_APPROVAL
-        srec.started = self.clock()
+        if srec.started is None:
+            srec.started = self.clock()
         srec.rendered = {"role": role.value, "timeout_s": timeout_s, "message": message}
         rec.status = RunStatus.WAITING_APPROVAL
-        self.store.save(rec)
+        self._save(rec)
         if self.approvals is None:
             srec.status = StepStatus.FAILED
             srec.error = "this runbook needs approval but no approvals provider is configured"
@@ -464,7 +637,7 @@ class RunbookEngine:
                 runbook=rec.runbook,
                 gate=srec.label,
                 role=role,
-                timeout_s=timeout_s,
+                timeout_s=timeout_s if wait_s is None else wait_s,
                 message=message,
                 summary=summary,
             ),
@@ -525,7 +698,7 @@ class RunbookEngine:
                         "status": "skipped",
                         "attempts": 0,
                     }
-                self.store.save(rec)
+                self._save(rec)
                 return srec
         try:
             call, shown = self._render(step, ctx)
@@ -535,7 +708,7 @@ class RunbookEngine:
         srec.started = self.clock()
         srec.status = StepStatus.RUNNING
         rec.status = RunStatus.RUNNING
-        self.store.save(rec)
+        self._save(rec)
 
         if step.approve is not None:
             t0 = time.monotonic()
@@ -554,7 +727,7 @@ class RunbookEngine:
                 }
             if outcome is RunStatus.FAILED:
                 srec.status = StepStatus.FAILED
-            self.store.save(rec)
+            self._save(rec)
             return srec
 
         retries = step.retries if step.retries is not None else run.rb.policies.retries
@@ -599,7 +772,7 @@ class RunbookEngine:
                 "error": result.error,
             }
         self._finish_step(srec)
-        self.store.save(rec)
+        self._save(rec)
         return srec
 
     def _step_failed(self, run: _Run, srec: StepRecord, step: Step, error: str) -> StepRecord:
@@ -613,7 +786,7 @@ class RunbookEngine:
                 "error": error,
             }
         self._finish_step(srec)
-        self.store.save(run.rec)
+        self._save(run.rec)
         return srec
 
     def _store_result(self, srec: StepRecord, r: StepResult) -> None:
@@ -841,6 +1014,50 @@ class RunbookEngine:
             )
         else:
             self._finish_early(rec, RunStatus.SUCCEEDED, reason="dry run: nothing was executed")
+
+
+def _queued_reason(rb: Runbook) -> str:
+    return (
+        f"queued: {rb.name} has {rb.policies.max_concurrent} run(s) in progress; "
+        "starts when one ends"
+    )
+
+
+def _resume_payload(event: TriggerEvent, given: Mapping[str, Any] | None) -> dict[str, Any]:
+    """What :meth:`RunbookEngine.resume` needs, JSON-able: the full event, the given params."""
+    payload = {"event": event.to_dict(), "params": dict(given or {})}
+    return json.loads(json.dumps(payload, default=str))
+
+
+def _decode_resume(
+    rec: RunRecord,
+) -> tuple[TriggerEvent, dict[str, Any], StepRecord | None]:
+    """``(event, given params, gate step or None)`` from a record to resume."""
+    payload = rec.resume
+    if not isinstance(payload, Mapping):
+        raise ValueError("no resume payload")
+    event = TriggerEvent.from_dict(payload["event"])
+    given = dict(payload["params"])
+    gate = rec.steps[0] if rec.steps else None
+    if gate is not None:
+        _gate_spec(gate)  # raises on a record it cannot read
+    return event, given, gate
+
+
+def _gate_spec(gate: StepRecord) -> tuple[Role, float]:
+    """The role and timeout a gate asked for, as recorded."""
+    return Role(gate.rendered["role"]), float(gate.rendered["timeout_s"])
+
+
+def _gate_left(gate: StepRecord, rec: RunRecord, now: float) -> float:
+    """Seconds left before the gate's deadline (its start + ``timeout_s``)."""
+    started = gate.started if gate.started is not None else rec.created
+    return started + _gate_spec(gate)[1] - now
+
+
+def _resume_order(rec: RunRecord) -> tuple[int, float]:
+    """Runs waiting at a gate first (they held a slot), then by creation."""
+    return (0 if rec.status is RunStatus.WAITING_APPROVAL else 1, rec.created)
 
 
 def _timeout(step: Step) -> float:

@@ -76,7 +76,10 @@ class Approvals(Protocol):
 
 
 class InMemoryApprovals:
-    """Pending approvals in memory; :meth:`decide` answers one (checking the role)."""
+    """Pending approvals in memory; :meth:`decide` answers one (checking the role).
+
+    A restart loses them, not the runs: the engine's ``recover`` asks again for the runs that
+    were waiting at their approval gate (same run id, original deadline)."""
 
     def __init__(self) -> None:
         self._cond = threading.Condition()

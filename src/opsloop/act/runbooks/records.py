@@ -1,12 +1,15 @@
-"""Run records, the :class:`RunStore` they are saved to, and :func:`mark_interrupted`.
+"""Run records, the :class:`RunStore` they are saved to, and what happens to them at start-up.
 
 The engine calls ``store.save(record)`` at every transition (pending, waiting for approval,
 running, each step, finished), so a crash leaves the last state on disk. Everything in a record
-has been redacted already - secret values never reach a store.
+that is shown (:meth:`RunRecord.to_dict`) has been redacted already - secret values never reach
+a store.
 
-On start-up the host calls :func:`mark_interrupted`: a run left ``pending``, ``running`` or
-``waiting_approval`` by a previous process becomes ``interrupted``. It is never re-run silently;
-an operator decides.
+On start-up the host calls :meth:`~opsloop.act.runbooks.engine.RunbookEngine.recover`: a run
+that had not executed any step yet (:func:`resumable`: queued, or waiting at the run's approval
+gate) is resumed with the same id; any other run left ``pending``, ``running`` or
+``waiting_approval`` by a previous process becomes ``interrupted`` (:func:`mark_interrupted`
+does only that). Steps are never re-run silently; an operator decides.
 
 >>> store = InMemoryRunStore()
 >>> store.save(RunRecord(id="r1", runbook="x", status=RunStatus.RUNNING))
@@ -31,7 +34,9 @@ __all__ = [
     "RunStore",
     "StepRecord",
     "StepStatus",
+    "interrupt",
     "mark_interrupted",
+    "resumable",
 ]
 
 
@@ -125,10 +130,15 @@ class RunRecord:
     started: float | None = None
     finished: float | None = None
     steps: list[StepRecord] = field(default_factory=list)
+    resume: dict[str, Any] | None = field(default=None, repr=False)
+    """What a restart needs to resume the run (the trigger event and the parameters as given);
+    set while nothing has run, cleared once steps start or the run ends. Never shown: it is
+    not part of :meth:`to_dict`, a store keeps it apart."""
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-able."""
+        """JSON-able (without :attr:`resume`)."""
         d = asdict(self)
+        d.pop("resume", None)
         d["status"] = self.status.value
         d["steps"] = [s.to_dict() for s in self.steps]
         return d
@@ -147,7 +157,7 @@ class RunStore(Protocol):
 
     def save(self, record: RunRecord) -> None:
         """Insert or replace the record with ``record.id`` (copy it: the engine keeps
-        mutating its own object)."""
+        mutating its own object), :attr:`RunRecord.resume` included."""
 
     def unfinished(self) -> list[RunRecord]:
         """Records whose status is pending, waiting_approval or running."""
@@ -186,22 +196,51 @@ class InMemoryRunStore:
             return [copy.deepcopy(r) for r in self._records.values()]
 
 
+_OPEN_STEPS = (StepStatus.RUNNING, StepStatus.WAITING_APPROVAL, StepStatus.PENDING)
+
+
+def resumable(rec: RunRecord) -> bool:
+    """Whether a run found unfinished at start-up can be resumed: it kept its resume payload
+    and no step has run - ``pending`` (queued) without steps, or ``waiting_approval`` at the
+    run-level gate (``policies.requires_approval``) only. A ``running`` run, or one waiting at
+    an ``approve`` step, cannot: its steps may have half-run.
+
+    >>> rec = RunRecord(id="r", runbook="x", resume={"event": {}, "params": {}})
+    >>> resumable(rec), resumable(RunRecord(id="r", runbook="x"))
+    (True, False)
+    """
+    if rec.resume is None or rec.dry_run:
+        return False
+    if rec.status is RunStatus.PENDING:
+        return not rec.steps
+    if rec.status is RunStatus.WAITING_APPROVAL and len(rec.steps) == 1:
+        gate = rec.steps[0]
+        return gate.phase == "gate" and gate.status is StepStatus.WAITING_APPROVAL
+    return False
+
+
+def interrupt(rec: RunRecord, at: float, error: str | None = None) -> RunRecord:
+    """Make ``rec`` (and its unfinished steps) ``interrupted`` at ``at``; return it."""
+    was = rec.status.value
+    rec.status = RunStatus.INTERRUPTED
+    rec.finished = at
+    rec.error = error or f"opsloop stopped while this run was {was}; it was not re-run"
+    rec.resume = None
+    for s in rec.steps:
+        if s.status in _OPEN_STEPS:
+            s.status = StepStatus.INTERRUPTED
+            s.finished = at
+    return rec
+
+
 def mark_interrupted(store: RunStore, now: float | None = None) -> list[RunRecord]:
     """Mark every unfinished run ``interrupted`` (and its unfinished steps too); return them.
 
-    Call it once at start-up, before the engine accepts runs. Nothing is re-run.
+    Nothing is re-run, nothing resumed (the engine's ``recover`` resumes what it can).
     """
     at = time.time() if now is None else now
     out: list[RunRecord] = []
     for rec in store.unfinished():
-        was = rec.status.value
-        rec.status = RunStatus.INTERRUPTED
-        rec.finished = at
-        rec.error = f"opsloop stopped while this run was {was}; it was not re-run"
-        for s in rec.steps:
-            if s.status in (StepStatus.RUNNING, StepStatus.WAITING_APPROVAL, StepStatus.PENDING):
-                s.status = StepStatus.INTERRUPTED
-                s.finished = at
-        store.save(rec)
+        store.save(interrupt(rec, at))
         out.append(rec)
     return out

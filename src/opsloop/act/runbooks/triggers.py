@@ -17,7 +17,7 @@ Alert and anomaly triggers use opsloop's label matchers (``=``, ``!=``, ``=~``, 
 from __future__ import annotations
 
 import time as _time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -111,6 +111,23 @@ class TriggerEvent:
             "time": self.time,
             "data": dict(self.data),
         }
+
+    def to_dict(self) -> dict[str, Any]:
+        """Every field, JSON-able: what a queued or waiting run keeps to be resumed after a
+        restart (:meth:`from_dict` reads it back)."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TriggerEvent:
+        """Inverse of :meth:`to_dict` (unknown keys are ignored; ``kind`` and ``key`` are
+        required).
+
+        >>> ev = TriggerEvent.manual("bob", labels={"host": "db1"})
+        >>> TriggerEvent.from_dict(ev.to_dict()) == ev
+        True
+        """
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})
 
     def summary(self) -> dict[str, Any]:
         """What a run record keeps about its trigger."""

@@ -179,7 +179,12 @@ class EngineState(Base):
 
 
 class RunbookRunRow(Base):
-    """One runbook run: indexed columns plus the full record (steps, outputs) as JSON."""
+    """One runbook run: indexed columns plus the full record (steps, outputs) as JSON.
+
+    ``resume`` holds what a restart needs to resume a run that has not executed any step yet
+    (queued, or waiting for approval): the full trigger event and the parameters as given. It
+    is never shown (not in ``data``) and is cleared once the run starts its steps or ends.
+    """
 
     __tablename__ = "runbook_runs"
     __table_args__ = (
@@ -194,6 +199,7 @@ class RunbookRunRow(Base):
     created: Mapped[float] = mapped_column()
     finished: Mapped[float | None] = mapped_column(nullable=True)
     data: Mapped[dict[str, Any]] = mapped_column(JSON)
+    resume: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True), nullable=True)
 
 
 class PipelineRunRow(Base):
