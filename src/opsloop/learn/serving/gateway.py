@@ -401,6 +401,11 @@ class ModelGateway:
         variant = served.split.variant()
         if variant == CANARY:
             runner = served.slots.get(policy.challenger_alias)
+            if runner is None and policy.challenger_alias not in served.problems:
+                # not tried yet (the first requests): load it, as the champion is below,
+                # instead of handing the canary's share to the champion meanwhile
+                await asyncio.to_thread(self._refresh, served)
+                runner = served.slots.get(policy.challenger_alias)
             if runner is not None:
                 return runner, CANARY
         runner = served.slots.get(policy.alias)
