@@ -8,7 +8,11 @@ its predictions against the reference predictions, and the result is returned as
 samples, each ``(name, labels, value, timestamp)``::
 
     model_drift_score{model, version, feature, method}   p-value or distance of the test
-    model_drift_detected{model, version, feature}        0 / 1
+    model_drift_detected{model, version, feature}        0 / 1 (Evidently's verdict)
+    model_drift_pvalue{model, version, feature, method}  chance that sampling noise alone gives
+                                                         the score (distances: bootstrap on
+                                                         the reference, NullDistances)
+    model_drift_significant{model, version, feature}     detected and pvalue < significance
     model_feature_missing_share{model, version, feature} share of missing values in the window
     model_drift_share{model, version}                    drifted / tested features
     model_dataset_drift{model, version}                  1 when share >= drift_share
@@ -57,6 +61,7 @@ import numpy as np
 from opsloop.learn.monitoring.drift import detect_drift, feature_drift
 from opsloop.learn.monitoring.performance import classification_metrics, regression_metrics
 from opsloop.learn.monitoring.profile import ReferenceProfile, category_key
+from opsloop.learn.monitoring.significance import NullDistances
 
 __all__ = ["MetricSample", "WindowMonitor"]
 
@@ -100,6 +105,7 @@ class WindowMonitor:
         method: str | None = None,
         threshold: float | None = None,
         drift_share: float = 0.5,
+        significance: float = 0.01,
         seed: int = 0,
         clock: Callable[[], float] = time.time,
     ):
@@ -113,6 +119,8 @@ class WindowMonitor:
             raise ValueError("window_seconds must be positive")
         if max_pending_labels < 1:
             raise ValueError("max_pending_labels must be at least 1")
+        if not 0.0 < significance <= 1.0:
+            raise ValueError("significance must be in (0, 1]")
         self.profile = profile
         self.task = task
         self.window_size = window_size
@@ -125,6 +133,8 @@ class WindowMonitor:
         self.method = method
         self.threshold = threshold
         self.drift_share = drift_share
+        self.significance = significance
+        self.null = NullDistances(seed=seed)
         self.clock = clock
         self.base_labels = {"model": str(model), "version": str(version)}
         self._rng = random.Random(seed)  # noqa: S311 - sampling rows, not secrets
@@ -273,6 +283,10 @@ class WindowMonitor:
                 continue
             out.append(s("model_drift_score", res.statistic, ts, feature=name, method=res.method))
             out.append(s("model_drift_detected", res.drifted, ts, feature=name))
+            p = self.null.pvalue(self.profile.columns[name], res)
+            out.append(s("model_drift_pvalue", p, ts, feature=name, method=res.method))
+            significant = res.drifted and p < self.significance
+            out.append(s("model_drift_significant", significant, ts, feature=name))
         if drift.n_tested:
             out.append(s("model_drift_share", drift.share, ts))
             out.append(s("model_dataset_drift", drift.drifted, ts))
