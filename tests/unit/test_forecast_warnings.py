@@ -43,3 +43,30 @@ def test_a_sudden_fill_warns_again_within_the_day(tmp_path):
     again = MetricIngest(store, tmp_path / "state.json", capacity=[("^disk$", 95.0)])
     assert again._warned_eta == ingest._warned_eta
     store.close()
+
+
+def test_no_warning_while_the_trend_is_not_significant(tmp_path):
+    # Noise around 60 % with a faint drift: a point forecast may cross 95 % within the week,
+    # but its interval reaches "never"; no early warning until the trend is clear.
+    import random
+
+    rng = random.Random(4)
+    store = TelemetryStore(tmp_path / "t.duckdb")
+    ingest = MetricIngest(
+        store, tmp_path / "state.json", capacity=[("^mem$", 95.0)], horizon_s=7 * 86400
+    )
+    t0 = time.time() - 12 * 3600
+    quiet = []
+    for i in range(240):  # 4 h: +0.5 %/h under noise of sd 8
+        value = 60.0 + 0.5 * i / 60 + rng.gauss(0.0, 8.0)
+        quiet += _warnings(ingest.ingest([MetricSample("mem", value, t0 + 60 * i)]))
+    [forecaster] = ingest.forecasters.values()
+    eta = forecaster.time_to_threshold(95.0, now=t0 + 60 * 239)
+    assert eta.seconds < 7 * 86400 and eta.high == float("inf")  # what used to warn
+    assert quiet == []
+    loud = []
+    for i in range(240, 480):  # then 4 h growing 5 %/h: a clear trend
+        value = 61.0 + 5.0 * (i - 240) / 60 + rng.gauss(0.0, 1.0)
+        loud += _warnings(ingest.ingest([MetricSample("mem", value, t0 + 60 * i)]))
+    assert len(loud) >= 1 and loud[0].details["eta_high_s"] < float("inf")
+    store.close()

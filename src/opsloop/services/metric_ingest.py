@@ -206,6 +206,8 @@ class MetricIngest:
         eta = f.time_to_threshold(threshold, now=s.ts)
         if not math.isfinite(eta.seconds) or eta.seconds > self.horizon_s:
             return None
+        if not math.isfinite(eta.high):
+            return None  # the interval reaches "never": no significant trend towards it yet
         last = self._warned.get(key, -math.inf)
         if s.ts - last < WARN_AGAIN_AFTER_S:
             # warned recently: again only if exhaustion came much closer than then foreseen

@@ -62,11 +62,13 @@ def _window(f: Mapping[str, Any], speed: float, wall_of: Any = None) -> tuple[fl
 
     Logs and metrics carry the simulated event time. A served model's predictions carry none:
     the gateway stamps them on arrival (wall time), so drift is judged on the wall clock from
-    when the fault was sent, its duration shrunk by the speed-up (time to detect is then
-    scaled back to simulated seconds).
+    when the fault was sent (``sent_at``, the simulator's wall clock at the tick that started
+    it; a simulator running behind its schedule sends it late), its duration shrunk by the
+    speed-up (time to detect is then scaled back to simulated seconds).
     """
     if f["kind"] == "model_drift" and wall_of is not None:
-        lo = wall_of(f["start"])
+        sent = f.get("sent_at")
+        lo = float(sent) if sent is not None else wall_of(f["start"])
         return lo, lo + (f["end"] - f["start"] + GRACE_S) / speed + 60.0, True
     return f["start"], f["end"] + GRACE_S, False
 
