@@ -193,3 +193,17 @@ def test_frequency_counts_slightly_late_lines_and_drops_a_backlog():
 def test_frequency_rejects_negative_lateness():
     with pytest.raises(ValueError, match="max_lateness"):
         FrequencyDetector(max_lateness=-1)
+
+
+def test_frequency_no_silence_for_a_template_that_is_sometimes_absent():
+    rng = random.Random(9)
+    d = FrequencyDetector(window=60.0)
+    out = []
+    for w in range(400):  # a template missing from about one window in twenty
+        if rng.random() > 0.05:
+            for i in range(3):
+                out += d.learn_one("cache miss", w * 60.0 + 10 * i)
+        out += d.learn_one("heartbeat", w * 60.0 + 1)
+    assert [a for a in out if a.kind == "silence"] == []
+    out = d.advance(401 * 60.0)  # the heartbeat stops: it was present in every window
+    assert [(a.kind, a.key) for a in out if a.kind == "silence"] == [("silence", "heartbeat")]

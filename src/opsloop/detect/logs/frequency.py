@@ -9,8 +9,12 @@ closes, after ``min_windows`` windows of history:
 * **burst** if ``z = (x - mu) / sqrt(max(s2, mu, var_floor)) >= z_threshold`` and
   ``x - mu >= min_excess``; the variance is floored by the mean (Poisson: var = mean) so a rare
   template needs a real excess; ``score = z``.
-* **silence** if ``x = 0`` and the template was regular, ``q >= regularity`` (a heartbeat that
-  stops); ``score = -log10(max(1 - q, 1e-3))``, the surprisal in decades of an empty window.
+* **silence** if ``x = 0`` and the template was regular, recently and in the long run:
+  ``q >= regularity`` and ``Q >= long_regularity``, ``Q`` the presence rate at the slow weight
+  ``alpha / 10`` (a heartbeat that stops); ``score = -log10(max(1 - Q, 1e-3))``, the surprisal
+  in decades of an empty window. ``q`` alone remembers about ten windows: a template missing
+  from one window in twenty is often present ten times in a row, and its expected empty
+  windows were alarms; ``Q`` (about a hundred windows) knows it misses 5 %.
 
 Late lines. A line whose window closed at most ``max_lateness`` windows ago is counted in the
 open window (a shipper a few seconds behind shifts a count, it loses none); an older one is not
@@ -62,6 +66,7 @@ class FrequencyDetector:
         min_excess: float = 3.0,
         min_windows: int = 10,
         regularity: float = 0.95,
+        long_regularity: float = 0.99,
         var_floor: float = 0.25,
         max_gap_windows: int = 10_000,
         forget_below: float = 1e-3,
@@ -77,12 +82,13 @@ class FrequencyDetector:
         self.min_excess = float(min_excess)
         self.min_windows = int(min_windows)
         self.regularity = float(regularity)
+        self.long_regularity = float(long_regularity)
         self.var_floor = float(var_floor)
         self.max_gap_windows = int(max_gap_windows)
         self.forget_below = float(forget_below)
         self.max_lateness = int(max_lateness)
         self.late = 0  # lines more than max_lateness windows late: not counted
-        # template -> [mean, var, presence, windows seen]
+        # template -> [mean, var, presence, windows seen, long-run presence]
         self._stats: dict[str, list[float]] = {}
         self._current: dict[str, int] = {}
         self._index: int | None = None
@@ -124,12 +130,12 @@ class FrequencyDetector:
         counts, self._current = self._current, {}
         for k in counts:
             if k not in self._stats:
-                self._stats[k] = [float(counts[k]), 0.0, 1.0, 0.0]
+                self._stats[k] = [float(counts[k]), 0.0, 1.0, 0.0, 1.0]
         end = (index + 1) * self.window
         forget = []
         for k, st in self._stats.items():
             x = float(counts.get(k, 0))
-            mu, s2, q, n = st
+            mu, s2, q, n, slow = st
             sd = math.sqrt(max(s2, mu, self.var_floor))
             if n >= self.min_windows:
                 z = (x - mu) / sd
@@ -140,24 +146,27 @@ class FrequencyDetector:
                     "mean": mu,
                     "std": sd,
                     "presence": q,
+                    "long_presence": slow,
                     "z": z,
                 }
                 if z >= self.z_threshold and x - mu >= self.min_excess:
                     ev = [f"{k}: {x:.0f} lines in the window, baseline {mu:.2f} +/- {sd:.2f}"]
                     out.append(Anomaly(_SOURCE, "burst", z, end, k, ev, details))
-                elif x == 0 and q >= self.regularity:
-                    score = -math.log10(max(1.0 - q, 1e-3))
-                    ev = [f"{k}: no line in the window, present in {q:.0%} of windows before"]
+                elif x == 0 and q >= self.regularity and slow >= self.long_regularity:
+                    score = -math.log10(max(1.0 - slow, 1e-3))
+                    ev = [f"{k}: no line in the window, present in {slow:.1%} of windows before"]
                     out.append(Anomaly(_SOURCE, "silence", score, end, k, ev, details))
                 x = min(x, mu + self.z_threshold * sd)
+            present = 1.0 if x > 0 else 0.0
             if n == 0:
-                st[:] = [x, 0.0, 1.0 if x > 0 else 0.0, 1.0]
+                st[:] = [x, 0.0, present, 1.0, present]
                 continue
             d = x - mu
             mu += self.alpha * d
             s2 = (1.0 - self.alpha) * (s2 + self.alpha * d * d)
-            q += self.alpha * ((1.0 if x > 0 else 0.0) - q)
-            st[:] = [mu, s2, q, n + 1]
+            q += self.alpha * (present - q)
+            slow += 0.1 * self.alpha * (present - slow)
+            st[:] = [mu, s2, q, n + 1, slow]
             if mu < self.forget_below and q < self.forget_below:
                 forget.append(k)
         for k in forget:
@@ -177,6 +186,7 @@ class FrequencyDetector:
                 "min_excess": self.min_excess,
                 "min_windows": self.min_windows,
                 "regularity": self.regularity,
+                "long_regularity": self.long_regularity,
                 "var_floor": self.var_floor,
                 "max_gap_windows": self.max_gap_windows,
                 "forget_below": self.forget_below,
@@ -193,7 +203,9 @@ class FrequencyDetector:
         """Inverse of :meth:`to_dict`."""
         det = cls(**d["params"])  # (snapshots before max_lateness: the default)
         det.late = int(d.get("late", 0))
-        det._stats = {k: [float(x) for x in v] for k, v in d["stats"].items()}
+        # (statistics from before the long-run presence: it starts at the short one)
+        det._stats = {k: [float(x) for x in (v if len(v) == 5 else [*v, v[2]])]
+                      for k, v in d["stats"].items()}  # fmt: skip
         det._current = {k: int(v) for k, v in d["current"].items()}
         det._index = d["index"]
         return det
