@@ -207,3 +207,24 @@ def test_frequency_no_silence_for_a_template_that_is_sometimes_absent():
     assert [a for a in out if a.kind == "silence"] == []
     out = d.advance(401 * 60.0)  # the heartbeat stops: it was present in every window
     assert [(a.kind, a.key) for a in out if a.kind == "silence"] == [("silence", "heartbeat")]
+
+
+def test_frequency_no_silence_for_an_expected_empty_window_of_poisson_traffic():
+    # about 3 lines a window at random: e^-3 = 5 % of windows are empty, by chance
+    rng = random.Random(12)
+    d = FrequencyDetector(window=60.0)
+    out = []
+    empty = 0
+    for w in range(600):
+        t = w * 60.0 + rng.expovariate(3.0 / 60.0)
+        n = 0
+        while t < (w + 1) * 60.0:  # a Poisson process of rate 3 a window
+            out += d.learn_one("GET /item", t)
+            t += rng.expovariate(3.0 / 60.0)
+            n += 1
+        empty += n == 0
+        out += d.learn_one("heartbeat", w * 60.0 + 59.0)
+    assert empty >= 15  # the empty windows are there
+    assert [a for a in out if a.kind == "silence"] == []
+    out = d.advance(601 * 60.0)
+    assert [a.key for a in out if a.kind == "silence"] == ["heartbeat"]

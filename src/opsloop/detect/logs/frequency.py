@@ -11,10 +11,15 @@ closes, after ``min_windows`` windows of history:
   template needs a real excess; ``score = z``.
 * **silence** if ``x = 0`` and the template was regular, recently and in the long run:
   ``q >= regularity`` and ``Q >= long_regularity``, ``Q`` the presence rate at the slow weight
-  ``alpha / 10`` (a heartbeat that stops); ``score = -log10(max(1 - Q, 1e-3))``, the surprisal
-  in decades of an empty window. ``q`` alone remembers about ten windows: a template missing
-  from one window in twenty is often present ten times in a row, and its expected empty
-  windows were alarms; ``Q`` (about a hundred windows) knows it misses 5 %.
+  ``alpha / 10`` (a heartbeat that stops), and its counts make an empty window improbable:
+  ``p0 = Phi((0.5 - mu) / sqrt(max(s2', 0.01))) < silence_p`` (normal approximation with the
+  template's own variance, ``s2' = s2 / (1 - (1 - alpha)^n)`` corrected for its start at 0
+  after ``n`` windows: a heartbeat, one line a window and ``s2`` near 0, has ``p0`` near 0;
+  Poisson traffic of 3 lines a window, ``s2`` near 3, has ``p0`` about 0.06, and indeed
+  ``e^-3 = 0.05`` of its windows are empty). ``score = -log10(max(p0, 1 - Q, 1e-3))``, the
+  surprisal in decades of an empty window. ``q`` alone remembers about ten windows: a template
+  missing from one window in twenty is often present ten times in a row, and its expected
+  empty windows were alarms; ``Q`` (about a hundred windows) knows it misses 5 %.
 
 Late lines. A line whose window closed at most ``max_lateness`` windows ago is counted in the
 open window (a shipper a few seconds behind shifts a count, it loses none); an older one is not
@@ -67,6 +72,7 @@ class FrequencyDetector:
         min_windows: int = 10,
         regularity: float = 0.95,
         long_regularity: float = 0.99,
+        silence_p: float = 0.01,
         var_floor: float = 0.25,
         max_gap_windows: int = 10_000,
         forget_below: float = 1e-3,
@@ -83,6 +89,7 @@ class FrequencyDetector:
         self.min_windows = int(min_windows)
         self.regularity = float(regularity)
         self.long_regularity = float(long_regularity)
+        self.silence_p = float(silence_p)
         self.var_floor = float(var_floor)
         self.max_gap_windows = int(max_gap_windows)
         self.forget_below = float(forget_below)
@@ -152,8 +159,14 @@ class FrequencyDetector:
                 if z >= self.z_threshold and x - mu >= self.min_excess:
                     ev = [f"{k}: {x:.0f} lines in the window, baseline {mu:.2f} +/- {sd:.2f}"]
                     out.append(Anomaly(_SOURCE, "burst", z, end, k, ev, details))
-                elif x == 0 and q >= self.regularity and slow >= self.long_regularity:
-                    score = -math.log10(max(1.0 - slow, 1e-3))
+                elif (
+                    x == 0
+                    and q >= self.regularity
+                    and slow >= self.long_regularity
+                    and (p0 := _empty_chance(mu, s2 / (1.0 - (1.0 - self.alpha) ** n)))
+                    < self.silence_p
+                ):
+                    score = -math.log10(max(p0, 1.0 - slow, 1e-3))
                     ev = [f"{k}: no line in the window, present in {slow:.1%} of windows before"]
                     out.append(Anomaly(_SOURCE, "silence", score, end, k, ev, details))
                 x = min(x, mu + self.z_threshold * sd)
@@ -187,6 +200,7 @@ class FrequencyDetector:
                 "min_windows": self.min_windows,
                 "regularity": self.regularity,
                 "long_regularity": self.long_regularity,
+                "silence_p": self.silence_p,
                 "var_floor": self.var_floor,
                 "max_gap_windows": self.max_gap_windows,
                 "forget_below": self.forget_below,
@@ -209,3 +223,8 @@ class FrequencyDetector:
         det._current = {k: int(v) for k, v in d["current"].items()}
         det._index = d["index"]
         return det
+
+
+def _empty_chance(mean: float, var: float) -> float:
+    """``P(count < 0.5)`` for a count of this mean and variance (normal approximation)."""
+    return 0.5 * math.erfc((mean - 0.5) / math.sqrt(2.0 * max(var, 0.01)))
