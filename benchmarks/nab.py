@@ -349,7 +349,8 @@ ROUND4 = [
     "| R6 | weighted Bonferroni, weights |z| : EWMA(z) : EWMA(z^2) : shape = 2:2:2:1 |"
     " 62.02 | 53.51 | 56.94 | 53.25 | 49.22 | better on all five; held out: B 60.70, full"
     " 60.10 (shipped 67.28 / 63.90): rejected |",
-    "| R6' | weights 2:1:1:1 / 1:2:2:2 / 3:2:2:1 | 63.81 / 52.36 / 59.33 | 54.35 / 47.72 /"
+    "| R6' | weights 2:1:1:1 (round two's S14 at |z| share 0.4, same figures: the harness"
+    " reproduces it) / 1:2:2:2 / 3:2:2:1 | 63.81 / 52.36 / 59.33 | 54.35 / 47.72 /"
     " 53.60 | 53.83 / 59.87 / 57.47 | 54.00 / 53.70 / 53.86 | 44.15 / 49.21 / 45.75 |"
     " rejected (trades sets) |",
     "| R7 | phase-tolerant |z|: distance to the nearest of the seasonal profile's bins"
