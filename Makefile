@@ -14,6 +14,8 @@ $(BIN)/python:
 
 $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install -q -e '.[test,postgres]'
+	@# compile the metric detector's loop once (numba's cache): not on the first NAB run
+	$(BIN)/python -c 'from opsloop.detect.metrics import steady; steady.warm()'
 	@touch $@
 
 install: $(STAMP)

@@ -484,3 +484,27 @@ def test_detector_snapshot_from_before_escalation_loads_with_it():
     old = DefaultMetricDetector.from_dict(d)
     assert old.escalate == old.gate.escalate == old.alarm.escalate == 10.0
     old.update(600 * STEP, 50.0)
+
+
+def test_score_many_runs_the_compiled_loop_and_the_plain_one_agrees(monkeypatch):
+    from opsloop.detect.metrics import steady
+
+    assert steady.COMPILED  # numba is a dependency: the batch path is the compiled loop
+    ts, xs = _messy_series(4000, seed=11)
+    calls = []
+    compiled = steady.run_steady
+
+    def counting(*args):
+        calls.append(len(args[0]))
+        return compiled(*args)
+
+    monkeypatch.setattr(steady, "run_steady", counting)
+    fast = DefaultMetricDetector().score_many(xs, ts)
+    assert calls and sum(calls) > 3500  # all but the start ran compiled
+    monkeypatch.setattr(steady, "run_steady", compiled.py_func)
+    plain_det = DefaultMetricDetector()
+    plain = plain_det.score_many(xs, ts)
+    expected, _ = _stream(stream := DefaultMetricDetector(), ts, xs)
+    assert fast == plain == expected
+    assert json.dumps(plain_det.to_dict()) == json.dumps(stream.to_dict())
+    assert steady.warm() < 60.0  # loads (compiled once per install) and returns its time

@@ -103,7 +103,8 @@ def nab(
         _fail(str(exc))
     typer.echo(
         f"files {s['files']}  points {s['points']:,}  {s['points_per_second']:,.0f} points/s  "
-        f"peak RSS {s['peak_rss_bytes'] / 2**20:.0f} MiB  -> {out}"
+        f"peak RSS {s['peak_rss_bytes'] / 2**20:.0f} MiB  "
+        f"(compiled loop loaded in {s['jit_load_seconds']:.2f} s, untimed)  -> {out}"
     )
     scores = s.get("scores")
     if scores:

@@ -6,9 +6,10 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
+
 from opsloop.detect.metrics.alarm import EdgeAlarm
-from opsloop.detect.metrics.calibrate import TailCalibrator, gpd_pvalue
-from opsloop.detect.metrics.ewm import MAD_TO_SIGMA
+from opsloop.detect.metrics.calibrate import TailCalibrator
 from opsloop.detect.metrics.seasonal import DAY, WEEK, SeasonalModel
 from opsloop.detect.metrics.shape import ShapeNovelty
 
@@ -115,6 +116,9 @@ class DefaultMetricDetector:
         self.last_alarm = False
         self._memo: tuple[tuple[float, float, int], tuple[float, tuple[float, ...]]] | None = None
         self._p_memo: tuple[tuple[float, float, int], float] | None = None
+        # score_many computes the shape view of all rows at once and hands each row's in here
+        # (the shape state then already holds the row: learn_one does not update it)
+        self._shape_given: float | None = None
 
     # -- internals ---------------------------------------------------------------------------
     def _stats(self, t: float, x: float) -> tuple[float, float, float, float]:
@@ -137,7 +141,8 @@ class DefaultMetricDetector:
         if memo is not None and memo[0] == key:
             return memo[1]
         z, a1, a2, a3 = self._stats(t, x)
-        views = (z, (a1, a2, a3, self.shape.score(x)))
+        a4 = self.shape.score(x) if self._shape_given is None else self._shape_given
+        views = (z, (a1, a2, a3, a4))
         self._memo = (key, views)
         return views
 
@@ -193,7 +198,8 @@ class DefaultMetricDetector:
         if self.n >= self.warmup // 2:
             for c, a in zip(self.calibrators, stats, strict=True):
                 c.update(a)
-        self.shape.update(x)
+        if self._shape_given is None:
+            self.shape.update(x)
         self.ewma_z = 0.9 * self.ewma_z + 0.1 * z
         self.ewma_z2 = 0.95 * self.ewma_z2 + 0.05 * z * z
         for m in self.models.values():
@@ -228,9 +234,11 @@ class DefaultMetricDetector:
         bit (``last_alarm`` is that of the last point). Faster: non-finite points are dropped
         up front (they score 0 and change nothing), the shape view of every point comes from
         :meth:`ShapeNovelty.score_many` (blocked matrix products), and once the sampling
-        interval is known (about 10 points) the rest runs as one loop over local variables.
-        About 5x the per-point rate on NAB; limit BLAS to one thread on a busy host (the
-        matrix products are small: threads mostly wait on each other).
+        interval is known and every calibrator is past its P-square start (about 150 points)
+        the rest runs as one compiled loop (:func:`opsloop.detect.metrics.steady.run_steady`,
+        numba; its first use in a process loads it, about 0.3 s). About 10x the per-point
+        rate on NAB; limit BLAS to one thread on a busy host (the matrix products are small:
+        threads mostly wait on each other).
         """
         ts = [float(t) for t in timestamps]
         xs = [float(x) for x in values]
@@ -239,442 +247,118 @@ class DefaultMetricDetector:
         out = [0.0] * len(xs)
         isfinite = math.isfinite
         idx = [i for i in range(len(xs)) if isfinite(ts[i]) and isfinite(xs[i])]
+        a4s = self.shape.score_many([xs[i] for i in idx])
         k = 0
-        while k < len(idx) and not self._warm():
-            i = idx[k]
-            out[i] = self.score_one(ts[i], xs[i])
-            self.learn_one(ts[i], xs[i])
-            k += 1
+        try:
+            while k < len(idx) and not self._warm():
+                i = idx[k]
+                self._shape_given = a4s[k]
+                out[i] = self.score_one(ts[i], xs[i])
+                self.learn_one(ts[i], xs[i])
+                k += 1
+        finally:
+            self._shape_given = None
         if k < len(idx):
-            self._run_warm(idx[k:], ts, xs, out)
+            self._run_warm(idx[k:], ts, xs, a4s[k:], out)
         return out
 
     def _warm(self) -> bool:
-        """Whether the state allows :meth:`_run_warm` (the steady-state loop)."""
+        """Whether the state allows :meth:`_run_warm` (the steady-state loop): the sampling
+        interval known, the models of it created and started, every calibrator past its
+        P-square start."""
         if math.isnan(self.dt) or self.gaps:
             return False
         models = self.models
         if set(models) - {"none", "day", "week"} or models["none"].profile is not None:
             return False
+        if self.n < self.warmup // 2 or any(c.p2_upper is not None for c in self.calibrators):
+            return False
         return all(m.n >= 1 for m in models.values()) and all(
             models[p].profile is not None for p in ("day", "week") if p in models
         )
 
-    def _run_warm(self, idx: list[int], ts: list[float], xs: list[float], out: list[float]) -> None:
-        """The steady-state recurrence over points ``idx``, all state in local variables.
+    def _run_warm(
+        self, idx: list[int], ts: list[float], xs: list[float], a4: list[float], out: list[float]
+    ) -> None:
+        """The steady-state recurrence over points ``idx``: the state packed into flat arrays,
+        :func:`opsloop.detect.metrics.steady.run_steady` (compiled), the state unpacked."""
+        from opsloop.detect.metrics import steady as k
 
-        Line for line the arithmetic of ``calibrated_score``, ``score_one`` and ``learn_one``
-        with ``SeasonalModel.update``, ``TailCalibrator.pvalue``/``update``, ``EdgeAlarm`` and
-        ``_select`` inlined; ``min``/``max`` calls are written as the comparisons they make
-        (``max(a, b)`` is ``b if b > a else a``), so every result is the same double.
-        """
-        tv = [ts[i] for i in idx]
         xv = [xs[i] for i in idx]
-        a4s = self.shape.score_many(xv)
-        fmod, floor, gpd = math.fmod, math.floor, gpd_pvalue
-        n, spend, t0 = self.n, self.spend, self.t0
-        ez, ez2 = self.ewma_z, self.ewma_z2
-        # models: "none" (no season), then optional "day" and "week"
-        m0 = self.models["none"]
-        l0, r0, s0, e0, n0 = m0.level, m0.trend, m0.spread, m0.err, m0.n
-        al0, be0, ph0, de0, et0, k0 = m0.alpha, m0.beta, m0.phi, m0.delta, m0.eta, m0.k
-        dp0 = ph0 * (1.0 - ph0**1.0) / (1.0 - ph0) if ph0 < 1 else 1.0
-        m1 = self.models.get("day")
-        has1 = m1 is not None
-        m2 = self.models.get("week")
-        has2 = m2 is not None
-        l1 = r1 = s1 = e1 = tf1 = al1 = be1 = ph1 = de1 = et1 = k1 = dp1 = P1 = g1 = 0.0
-        l2 = r2 = s2 = e2 = tf2 = al2 = be2 = ph2 = de2 = et2 = k2 = dp2 = P2 = g2 = 0.0
-        n1 = B1 = n2 = B2 = 0
-        S1: list[float] = []
-        C1: list[float] = []
-        S2: list[float] = []
-        C2: list[float] = []
-        if m1 is not None and m1.profile is not None:
-            l1, r1, s1, e1, n1, tf1 = m1.level, m1.trend, m1.spread, m1.err, m1.n, m1.t_first
-            al1, be1, ph1, de1, et1, k1 = m1.alpha, m1.beta, m1.phi, m1.delta, m1.eta, m1.k
-            dp1 = ph1 * (1.0 - ph1**1.0) / (1.0 - ph1) if ph1 < 1 else 1.0
-            pr = m1.profile
-            P1, B1, g1, S1, C1 = pr.period, pr.bins, pr.gamma, pr.s, pr.count
-        if m2 is not None and m2.profile is not None:
-            l2, r2, s2, e2, n2, tf2 = m2.level, m2.trend, m2.spread, m2.err, m2.n, m2.t_first
-            al2, be2, ph2, de2, et2, k2 = m2.alpha, m2.beta, m2.phi, m2.delta, m2.eta, m2.k
-            dp2 = ph2 * (1.0 - ph2**1.0) / (1.0 - ph2) if ph2 < 1 else 1.0
-            pr = m2.profile
-            P2, B2, g2, S2, C2 = pr.period, pr.bins, pr.gamma, pr.s, pr.count
-        sel1, sel2 = 2 * _PERIODS[0][1], 2 * _PERIODS[1][1]
-        active = ("none", "day", "week").index(self.active)
-        # calibrators (through their own update() while any is in its P-square start)
-        ca, cb, cc, cd = self.calibrators
-        ua, ma, da, na, nea, mea, va, sta, sxa = ca.state()
-        ub, mb, db, nb, neb, meb, vb, stb, sxb = cb.state()
-        uc, mc, dc, nc, nec, mec, vc, stc, sxc = cc.state()
-        ud, mdn, dd, nd, ned, med, vd, std, sxd = cd.state()
-        ta, tb, tc, td = 1.0 - ca.q, 1.0 - cb.q, 1.0 - cc.q, 1.0 - cd.q
-        upa, upb, upc, upd = 1.0 - ta, 1.0 - tb, 1.0 - tc, 1.0 - td
-        dna, dnb, dnc, dnd = 0.0 - ta, 0.0 - tb, 0.0 - tc, 0.0 - td
-        ra, rb, rc, rd = ca.rho, cb.rho, cc.rho, cd.rho
-        sfa, sfb, sfc, sfd = ca.stale_after, cb.stale_after, cc.stale_after, cd.stale_after
-        ninf = -math.inf
-        lma, lmb, lmc, lmd = ca.lam, cb.lam, cc.lam, cd.lam
-        xa, xb, xc = ca.min_exceedances, cb.min_exceedances, cc.min_exceedances
-        xd = cd.min_exceedances
-        cals = self.calibrators
-        warmup, half = self.warmup, self.warmup // 2
-        early = n < half or any(c.p2_upper is not None for c in cals)
-        # gate and alarm
-        G, A = self.gate, self.alarm
-        g_arm, g_since, g_quiet = G.armed, G.since, G.quiet
-        g_on, g_off, g_ref, g_clr, g_damp = G.on, G.off, G.refractory, G.clear, G.damp
-        g_esc, g_last = G.escalate, G.last_p
-        a_arm, a_since, a_quiet = A.armed, A.since, A.quiet
-        a_on, a_off, a_ref, a_clr = A.on, A.off, A.refractory, A.clear
-        a_esc, a_last = A.escalate, A.last_p
-        fired = self.last_alarm
-        t = self.t_last
-        q1 = q1b = q2 = q2b = 0
-        f1 = h1 = f2 = h2 = y1 = y2 = 0.0
-        for i, t, x, v4 in zip(idx, tv, xv, a4s, strict=True):
-            # one-step residuals of every model (state before x)
-            y0 = x - (l0 + dp0 * r0 + 0.0)
-            if has1:
-                ph = B1 * fmod(t, P1) / P1
-                if ph < 0:
-                    ph += B1
-                q1 = floor(ph)
-                f1 = ph - q1
-                q1 %= B1
-                q1b = (q1 + 1) % B1
-                h1 = 1.0 - f1
-                y1 = x - (l1 + dp1 * r1 + (h1 * S1[q1] + f1 * S1[q1b]))
-            if has2:
-                ph = B2 * fmod(t, P2) / P2
-                if ph < 0:
-                    ph += B2
-                q2 = floor(ph)
-                f2 = ph - q2
-                q2 %= B2
-                q2b = (q2 + 1) % B2
-                h2 = 1.0 - f2
-                y2 = x - (l2 + dp2 * r2 + (h2 * S2[q2] + f2 * S2[q2b]))
-            # standardised residual of the active model: the views
-            if active == 0:
-                mn, ms, ml, y = n0, s0, l0, y0
-            elif active == 1:
-                mn, ms, ml, y = n1, s1, l1, y1
-            else:
-                mn, ms, ml, y = n2, s2, l2, y2
-            if mn < 10:
-                z = 0.0
-            else:
-                w = 1e-9 * (abs(ml) + 1.0)
-                if w > ms:
-                    ms = w
-                if ms < 1e-12:
-                    ms = 1e-12
-                z = y / ms
-                if z < -1e6:
-                    z = -1e6
-                if z > 1e6:
-                    z = 1e6
-            ez = 0.9 * ez + 0.1 * z
-            ez2 = 0.95 * ez2 + 0.05 * z * z
-            v1 = abs(z)
-            v2 = abs(ez) / _A2_SCALE
-            v3 = ez2
-            # p-value: smallest of the four calibrated views
-            p = 1.0
-            if n >= warmup:  # (calibrated_score is 0 before)
-                if nea >= xa:
-                    if v1 > ua:
-                        w = gpd(v1, ua, ta, mea, va)
-                        if w < p:
-                            p = w
-                    elif v1 > ma:
-                        w = ta if ua <= ma else 0.5 + (ta - 0.5) * (v1 - ma) / (ua - ma)
-                        if w < p:
-                            p = w
-                if neb >= xb:
-                    if v2 > ub:
-                        w = gpd(v2, ub, tb, meb, vb)
-                        if w < p:
-                            p = w
-                    elif v2 > mb:
-                        w = tb if ub <= mb else 0.5 + (tb - 0.5) * (v2 - mb) / (ub - mb)
-                        if w < p:
-                            p = w
-                if nec >= xc:
-                    if v3 > uc:
-                        w = gpd(v3, uc, tc, mec, vc)
-                        if w < p:
-                            p = w
-                    elif v3 > mc:
-                        w = tc if uc <= mc else 0.5 + (tc - 0.5) * (v3 - mc) / (uc - mc)
-                        if w < p:
-                            p = w
-                if ned >= xd and v4 == v4:
-                    if v4 > ud:
-                        w = gpd(v4, ud, td, med, vd)
-                        if w < p:
-                            p = w
-                    elif v4 > mdn:
-                        w = td if ud <= mdn else 0.5 + (td - 0.5) * (v4 - mdn) / (ud - mdn)
-                        if w < p:
-                            p = w
-            if p < 1.0:  # Bonferroni, then alpha spending (p = 1 stays 1: score 0)
-                p = _N_VIEWS * p
-                if not p < 1.0:
-                    p = 1.0
-                if spend > 0.0:
-                    w = n / spend
-                    p = p * w if w > 1.0 else p * 1.0
-                    if not p < 1.0:
-                        p = 1.0
-                score = 1.0 - p
-            else:
-                score = 0.0
-            # gate (the emitted score) and alarm
-            if g_arm:
-                out[i] = score
-                if score >= g_on:
-                    g_arm, g_since, g_quiet = False, 0, 0
-                    g_last = 1.0 - score
-            elif g_esc > 0.0 and score >= g_on and (1.0 - score) * g_esc <= g_last:
-                out[i] = score
-                g_since, g_quiet = 0, 0
-                g_last = 1.0 - score
-            else:
-                out[i] = g_damp * score
-                g_since += 1
-                g_quiet = g_quiet + 1 if score < g_off else 0
-                if g_since >= g_ref and g_quiet >= g_clr:
-                    g_arm = True
-            fired = False
-            if a_arm:
-                if score >= a_on:
-                    a_arm, a_since, a_quiet, fired = False, 0, 0, True
-                    a_last = 1.0 - score
-            elif a_esc > 0.0 and score >= a_on and (1.0 - score) * a_esc <= a_last:
-                a_since, a_quiet, fired = 0, 0, True
-                a_last = 1.0 - score
-            else:
-                a_since += 1
-                a_quiet = a_quiet + 1 if score < a_off else 0
-                if a_since >= a_ref and a_quiet >= a_clr:
-                    a_arm = True
-            # calibrators learn the views (through their own update() until all are past the
-            # P-square start)
-            if early:
-                if n >= half:
-                    ca.set_state((ua, ma, da, na, nea, mea, va, sta, sxa))
-                    cb.set_state((ub, mb, db, nb, neb, meb, vb, stb, sxb))
-                    cc.set_state((uc, mc, dc, nc, nec, mec, vc, stc, sxc))
-                    cd.set_state((ud, mdn, dd, nd, ned, med, vd, std, sxd))
-                    ca.update(v1)
-                    cb.update(v2)
-                    cc.update(v3)
-                    cd.update(v4)
-                    ua, ma, da, na, nea, mea, va, sta, sxa = ca.state()
-                    ub, mb, db, nb, neb, meb, vb, stb, sxb = cb.state()
-                    uc, mc, dc, nc, nec, mec, vc, stc, sxc = cc.state()
-                    ud, mdn, dd, nd, ned, med, vd, std, sxd = cd.state()
-                    early = any(c.p2_upper is not None for c in cals)
-            else:
-                na += 1
-                ua += ra * da * (upa if v1 > ua else dna)
-                ma += ra * da * (0.5 if v1 > ma else -0.5)
-                da = da + 0.01 * (abs(v1 - ua) - da)
-                if v1 > ua:
-                    nea += 1
-                    w = 1.0 / nea
-                    if not w > lma:
-                        w = lma
-                    y = v1 - ua - mea
-                    mea += w * y
-                    va = (1.0 - w) * (va + w * y * y)
-                    sta, sxa = 0, ninf
-                else:
-                    sta += 1
-                    if v1 > sxa:
-                        sxa = v1
-                    if sta >= sfa:
-                        ua = sxa
-                        if ma > ua:
-                            ma = ua
-                        sta, sxa = 0, ninf
-                nb += 1
-                ub += rb * db * (upb if v2 > ub else dnb)
-                mb += rb * db * (0.5 if v2 > mb else -0.5)
-                db = db + 0.01 * (abs(v2 - ub) - db)
-                if v2 > ub:
-                    neb += 1
-                    w = 1.0 / neb
-                    if not w > lmb:
-                        w = lmb
-                    y = v2 - ub - meb
-                    meb += w * y
-                    vb = (1.0 - w) * (vb + w * y * y)
-                    stb, sxb = 0, ninf
-                else:
-                    stb += 1
-                    if v2 > sxb:
-                        sxb = v2
-                    if stb >= sfb:
-                        ub = sxb
-                        if mb > ub:
-                            mb = ub
-                        stb, sxb = 0, ninf
-                nc += 1
-                uc += rc * dc * (upc if v3 > uc else dnc)
-                mc += rc * dc * (0.5 if v3 > mc else -0.5)
-                dc = dc + 0.01 * (abs(v3 - uc) - dc)
-                if v3 > uc:
-                    nec += 1
-                    w = 1.0 / nec
-                    if not w > lmc:
-                        w = lmc
-                    y = v3 - uc - mec
-                    mec += w * y
-                    vc = (1.0 - w) * (vc + w * y * y)
-                    stc, sxc = 0, ninf
-                else:
-                    stc += 1
-                    if v3 > sxc:
-                        sxc = v3
-                    if stc >= sfc:
-                        uc = sxc
-                        if mc > uc:
-                            mc = uc
-                        stc, sxc = 0, ninf
-                if v4 == v4:
-                    nd += 1
-                    ud += rd * dd * (upd if v4 > ud else dnd)
-                    mdn += rd * dd * (0.5 if v4 > mdn else -0.5)
-                    dd = dd + 0.01 * (abs(v4 - ud) - dd)
-                    if v4 > ud:
-                        ned += 1
-                        w = 1.0 / ned
-                        if not w > lmd:
-                            w = lmd
-                        y = v4 - ud - med
-                        med += w * y
-                        vd = (1.0 - w) * (vd + w * y * y)
-                        std, sxd = 0, ninf
-                    else:
-                        std += 1
-                        if v4 > sxd:
-                            sxd = v4
-                        if std >= sfd:
-                            ud = sxd
-                            if mdn > ud:
-                                mdn = ud
-                            std, sxd = 0, ninf
-            # models learn x (SeasonalModel.update)
-            n0 += 1
-            c = y0
-            if s0 > 0.0 and n0 > 3:
-                w = k0 * s0
-                if c > w:
-                    c = w
-                elif c < -w:
-                    c = -w
-            a = 1.0 / n0
-            if not a > al0:
-                a = al0
-            l0 += ph0 * r0 + a * c
-            r0 = ph0 * r0 + a * be0 * c
-            a = 1.0 / (n0 - 1)
-            w = a if a > de0 else de0
-            s0 = (1.0 - w) * s0 + w * MAD_TO_SIGMA * abs(c)
-            w = a if a > et0 else et0
-            e0 = (1.0 - w) * e0 + w * abs(y0)
-            if has1:
-                n1 += 1
-                c = y1
-                if s1 > 0.0 and n1 > 3:
-                    w = k1 * s1
-                    if c > w:
-                        c = w
-                    elif c < -w:
-                        c = -w
-                a = 1.0 / n1
-                if not a > al1:
-                    a = al1
-                if t - tf1 < P1:
-                    a = 0.0
-                l1 += ph1 * r1 + a * c
-                r1 = ph1 * r1 + a * be1 * c
-                y = (1.0 - a) * (y1 if h1 * C1[q1] + f1 * C1[q1b] < 1.0 else c)
-                if h1 > 0.0:
-                    C1[q1] += h1
-                    w = h1 / C1[q1]
-                    S1[q1] += (w if w > g1 else g1) * h1 * y
-                if f1 > 0.0:
-                    C1[q1b] += f1
-                    w = f1 / C1[q1b]
-                    S1[q1b] += (w if w > g1 else g1) * f1 * y
-                a = 1.0 / (n1 - 1)
-                w = a if a > de1 else de1
-                s1 = (1.0 - w) * s1 + w * MAD_TO_SIGMA * abs(c)
-                w = a if a > et1 else et1
-                e1 = (1.0 - w) * e1 + w * abs(y1)
-            if has2:
-                n2 += 1
-                c = y2
-                if s2 > 0.0 and n2 > 3:
-                    w = k2 * s2
-                    if c > w:
-                        c = w
-                    elif c < -w:
-                        c = -w
-                a = 1.0 / n2
-                if not a > al2:
-                    a = al2
-                if t - tf2 < P2:
-                    a = 0.0
-                l2 += ph2 * r2 + a * c
-                r2 = ph2 * r2 + a * be2 * c
-                y = (1.0 - a) * (y2 if h2 * C2[q2] + f2 * C2[q2b] < 1.0 else c)
-                if h2 > 0.0:
-                    C2[q2] += h2
-                    w = h2 / C2[q2]
-                    S2[q2] += (w if w > g2 else g2) * h2 * y
-                if f2 > 0.0:
-                    C2[q2b] += f2
-                    w = f2 / C2[q2b]
-                    S2[q2b] += (w if w > g2 else g2) * f2 * y
-                a = 1.0 / (n2 - 1)
-                w = a if a > de2 else de2
-                s2 = (1.0 - w) * s2 + w * MAD_TO_SIGMA * abs(c)
-                w = a if a > et2 else et2
-                e2 = (1.0 - w) * e2 + w * abs(y2)
-            n += 1
-            # model selection (_select)
-            best, w = 0, e0
-            if has1 and t - t0 >= sel1 and e1 * 1.05 < w:
-                best, w = 1, e1 * 1.05
-            if has2 and t - t0 >= sel2 and e2 * 1.05 < w:
-                best = 2
-            if best != active:
-                cur = e0 if active == 0 else (e1 if active == 1 else e2)
-                new = e0 if best == 0 else (e1 if best == 1 else e2)
-                if not cur * 0.9 < new:
-                    active = best
-        # write the state back
-        self.n, self.ewma_z, self.ewma_z2, self.t_last = n, ez, ez2, t
-        self.last_alarm = fired
-        self.active = ("none", "day", "week")[active]
-        m0.level, m0.trend, m0.spread, m0.err, m0.n = l0, r0, s0, e0, n0
-        if m1 is not None:
-            m1.level, m1.trend, m1.spread, m1.err, m1.n = l1, r1, s1, e1, n1
-        if m2 is not None:
-            m2.level, m2.trend, m2.spread, m2.err, m2.n = l2, r2, s2, e2, n2
-        ca.set_state((ua, ma, da, na, nea, mea, va, sta, sxa))
-        cb.set_state((ub, mb, db, nb, neb, meb, vb, stb, sxb))
-        cc.set_state((uc, mc, dc, nc, nec, mec, vc, stc, sxc))
-        cd.set_state((ud, mdn, dd, nd, ned, med, vd, std, sxd))
-        G.armed, G.since, G.quiet, G.last_p = g_arm, g_since, g_quiet, g_last
-        A.armed, A.since, A.quiet, A.last_p = a_arm, a_since, a_quiet, a_last
+        a4s = np.asarray(a4, dtype=np.float64)
+        F = np.zeros(k.N_F)
+        F[k.EZ], F[k.EZ2], F[k.T0], F[k.TL], F[k.SPEND] = (
+            self.ewma_z,
+            self.ewma_z2,
+            self.t0,
+            self.t_last,
+            self.spend,
+        )
+        F[k.SEL1], F[k.SEL2] = 2 * _PERIODS[0][1], 2 * _PERIODS[1][1]
+        I = np.zeros(k.N_I, dtype=np.int64)  # noqa: E741
+        I[k.N], I[k.WARMUP] = self.n, self.warmup
+        I[k.ACTIVE] = ("none", "day", "week").index(self.active)
+        I[k.FIRED] = int(self.last_alarm)
+        ms = [self.models.get(name) for name in ("none", "day", "week")]
+        nb = max([m.profile.bins for m in ms if m is not None and m.profile is not None] + [1])
+        MF = np.zeros((3, k.N_MF))
+        MI = np.zeros((3, k.N_MI), dtype=np.int64)
+        S = np.zeros((3, nb))
+        C = np.zeros((3, nb))
+        for j, m in enumerate(ms):
+            if m is None:
+                continue
+            phi = m.phi
+            MF[j, :12] = (m.level, m.trend, m.spread, m.err, m.t_first, m.alpha, m.beta, phi,
+                          m.delta, m.eta, m.k,
+                          phi * (1.0 - phi**1.0) / (1.0 - phi) if phi < 1 else 1.0)  # fmt: skip
+            MI[j, k.MN], MI[j, k.PRESENT] = m.n, 1
+            if m.profile is not None:
+                pr = m.profile
+                MF[j, k.PERIOD], MF[j, k.GAMMA], MI[j, k.BINS] = pr.period, pr.gamma, pr.bins
+                S[j, : pr.bins], C[j, : pr.bins] = pr.s, pr.count
+        CF = np.zeros((4, k.N_CF))
+        CI = np.zeros((4, k.N_CI), dtype=np.int64)
+        for j, c in enumerate(self.calibrators):
+            u, med, d, n, ne, mean, var, stale, sx = c.state()
+            CF[j] = (u, med, d, mean, var, sx, 1.0 - c.q, c.rho, c.lam)
+            CI[j] = (n, ne, stale, c.stale_after, c.min_exceedances)
+        AF = np.zeros((2, k.N_AF))
+        AI = np.zeros((2, k.N_AI), dtype=np.int64)
+        for j, a in enumerate((self.gate, self.alarm)):
+            AF[j] = (a.on, a.off, a.damp, a.escalate, a.last_p)
+            AI[j] = (int(a.armed), a.since, a.quiet, a.refractory, a.clear)
+        res = np.zeros(len(idx))
+        tv = np.asarray([ts[i] for i in idx], dtype=np.float64)
+        k.run_steady(
+            tv, np.asarray(xv, dtype=np.float64), a4s, res, F, I, MF, MI, S, C, CF, CI, AF, AI
+        )
+        for i, s in zip(idx, res.tolist(), strict=True):
+            out[i] = s
+        # unpack
+        self.ewma_z, self.ewma_z2, self.t_last = float(F[k.EZ]), float(F[k.EZ2]), float(F[k.TL])
+        self.n = int(I[k.N])
+        self.active = ("none", "day", "week")[int(I[k.ACTIVE])]
+        self.last_alarm = bool(I[k.FIRED])
+        for j, m in enumerate(ms):
+            if m is None:
+                continue
+            m.level, m.trend, m.spread, m.err = (float(v) for v in MF[j, :4])
+            m.n = int(MI[j, k.MN])
+            if m.profile is not None:
+                b = m.profile.bins
+                m.profile.s, m.profile.count = S[j, :b].tolist(), C[j, :b].tolist()
+        for j, c in enumerate(self.calibrators):
+            u, med, d, mean, var, sx = (float(v) for v in CF[j, :6])
+            n, ne, stale = (int(v) for v in CI[j, :3])
+            c.set_state((u, med, d, n, ne, mean, var, stale, sx))
+        for j, a in enumerate((self.gate, self.alarm)):
+            a.last_p = float(AF[j, k.LASTP])
+            a.armed, a.since, a.quiet = (
+                bool(AI[j, k.ARMED]),
+                int(AI[j, k.SINCE]),
+                int(AI[j, k.QUIET]),
+            )
         self._memo = self._p_memo = None
 
     def update(self, t: float, x: float) -> float:
