@@ -111,8 +111,13 @@ class TrendForecaster:
     ``exp(-(t_now - t_i) / tau)`` (running sums, O(1) per point), giving ``y ~ a + b (t - t_c)``.
     ``S`` is a :class:`SeasonalProfile` (daily) learning ``x - (a + b t)``. The robust residual
     spread ``s`` is an EW mean absolute deviation. A clean-up (log rotation, cache purge) is a
-    drop ``r < -max(drop_k s, drop_frac |level|)``: the regression restarts at the new level and
-    keeps the old slope as a prior worth ``prior_weight`` points, so growth resumes at once.
+    drop ``r < -max(drop_k s, drop_frac |level|)``, or a smaller step that persists: a one-sided
+    CUSUM ``g <- max(0, g - r / s - drop_k / 4)`` reaching ``drop_k``, whose run holds a fall of
+    at least ``drop_k / 2`` spreads from one point to the next (a step, not the falling half of a
+    cycle the profile has not learnt yet), whose last three points are all down by ``drop_k / 4``
+    spreads (not a one-point dip) and which averages at least ``drop_frac |level|``. Then the
+    regression restarts at the new level and keeps the old slope as a prior worth
+    ``prior_weight`` points, so growth resumes at once.
 
     Forecast: ``x_hat(t) = a + b (t - t_c) + S(t)``. ``time_to_threshold`` is the first ``t``
     with ``x_hat(t) >= thr`` (at the time of day the cycle peaks).
@@ -158,6 +163,11 @@ class TrendForecaster:
         self.spread = 0.0
         self.n = 0
         self.resets = 0
+        # CUSUM of drops: statistic, run length, run's summed drop and largest one-point fall;
+        # the last residual
+        self.drop_g, self.drop_run, self.drop_sum, self.drop_jump = 0.0, 0, 0.0, 0.0
+        self.prev_r = 0.0
+        self.low_streak = 0
         # self-calibration: pending forecasts [target t, mean, slope], errors [issued t, e]
         self.pending: list[list[list[float]]] = [[] for _ in CAL_HORIZONS]
         self.next_issue = [-math.inf for _ in CAL_HORIZONS]
@@ -208,7 +218,30 @@ class TrendForecaster:
         if self.n >= 10:
             lvl = self.level(t)
             r = y - lvl
-            if r < -max(self.drop_k * self.spread, self.drop_frac * abs(lvl)):
+            # a smaller drop that persists and came at once (a step, not the falling half of a
+            # cycle not learnt yet): one-sided CUSUM of -r / s with reference drop_k / 4 whose
+            # run holds a fall of drop_k / 2 spreads from one point to the next, and whose last
+            # three points are all down by drop_k / 4 spreads or more (not a one-point dip)
+            s = max(self.spread, 1e-12)
+            self.low_streak = self.low_streak + 1 if -r >= 0.25 * self.drop_k * s else 0
+            self.drop_g = max(0.0, self.drop_g - r / s - self.drop_k / 4)
+            if self.drop_g > 0.0:
+                self.drop_run += 1
+                self.drop_sum -= r
+                self.drop_jump = max(self.drop_jump, self.prev_r - r)
+            else:
+                self.drop_run, self.drop_sum, self.drop_jump = 0, 0.0, 0.0
+            self.prev_r = r
+            mean = self.drop_sum / self.drop_run if self.drop_run else 0.0
+            persistent = (
+                self.drop_g >= self.drop_k
+                and mean >= self.drop_frac * abs(lvl)
+                and self.drop_jump >= 0.5 * self.drop_k * s
+                and self.low_streak >= 3
+            )
+            if persistent or r < -max(self.drop_k * self.spread, self.drop_frac * abs(lvl)):
+                self.drop_g, self.drop_run, self.drop_sum, self.drop_jump = 0.0, 0, 0.0, 0.0
+                self.prev_r, self.low_streak = 0.0, 0
                 b = self.slope()
                 self.sw = self.st = self.sy = self.stt = self.sty = 0.0
                 self.t_c = t
@@ -393,6 +426,14 @@ class TrendForecaster:
             "spread": self.spread,
             "n": self.n,
             "resets": self.resets,
+            "drop": [
+                self.drop_g,
+                self.drop_run,
+                self.drop_sum,
+                self.drop_jump,
+                self.prev_r,
+                self.low_streak,
+            ],
             "pending": [[list(p) for p in due] for due in self.pending],
             "next_issue": list(self.next_issue),
             "errors": [[list(p) for p in e] for e in self.errors],
@@ -407,6 +448,10 @@ class TrendForecaster:
         obj.t_c, obj.t_last = float(d["t_c"]), float(d["t_last"])
         obj.sw, obj.st, obj.sy, obj.stt, obj.sty = (float(v) for v in d["sums"])
         obj.spread, obj.n, obj.resets = float(d["spread"]), int(d["n"]), int(d["resets"])
+        if "drop" in d:  # (snapshots from before the drop CUSUM start it at zero)
+            g, run, total, jump, prev, streak = d["drop"]
+            obj.drop_g, obj.drop_run, obj.low_streak = float(g), int(run), int(streak)
+            obj.drop_sum, obj.drop_jump, obj.prev_r = float(total), float(jump), float(prev)
         if "errors" in d:  # snapshots before the self-calibration start with an empty record
             obj.pending = [[[float(v) for v in p] for p in due] for due in d["pending"]]
             obj.next_issue = [float(v) for v in d["next_issue"]]
