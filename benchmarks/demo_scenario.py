@@ -58,6 +58,10 @@ def to_markdown(result: dict, command: str) -> str:
         by[key] = by.get(key, 0) + 1
     for key, n in sorted(by.items(), key=lambda kv: -kv[1]):
         lines.append(f"- {key}: {n}")
+    if result["false_alarm_list"]:
+        lines += ["", "Each false alarm's first line of evidence:", ""]
+        for a in sorted(result["false_alarm_list"], key=lambda a: float(a["time"])):
+            lines.append(f"- {a['detector']} on {a['host'] or a['model']}: {a['evidence']}")
     lines += ["", f"Churn model versions after the run: {result['churn_versions']}", ""]
     loop = result.get("loop")
     if loop:

@@ -28,7 +28,7 @@ from typing import Any
 
 from opsloop.detect.anomaly import Anomaly
 from opsloop.detect.metrics import DefaultMetricDetector
-from opsloop.detect.metrics.forecast import TrendForecaster
+from opsloop.detect.metrics.forecast import ETA, TrendForecaster
 from opsloop.learn.detectors.metric_data import check_settings, default_settings
 from opsloop.observe.sample_check import Rejection, check_samples
 from opsloop.services.state_file import load_state, save_state, set_aside
@@ -41,6 +41,25 @@ STATE_VERSION = 1
 WARN_AGAIN_AFTER_S = 86400.0
 ESCALATE_AFTER_S = 1800.0  # the soonest a warning repeats because exhaustion came closer
 MIN_FORECAST_POINTS = 30
+_SEVERITY_RANK = {"info": 0, "warning": 1, "error": 2}
+
+
+def forecast_severity(eta: ETA, horizon_s: float) -> str:
+    """How sure an exhaustion forecast (point ETA within the horizon) is.
+
+    ``eta.high`` is the late end of the forecaster's calibrated 90 % interval, so exhaustion
+    comes before it with probability about 95 %: ``error`` when that is within a quarter of
+    the horizon, ``warning`` when within the horizon, else ``info`` (possible within the
+    horizon, but the interval reaches past it: a trend seen for too short a time, or too
+    noisy, to page anyone; it still shows on the Overview and can start a preventive runbook).
+
+    >>> from opsloop.detect.metrics.forecast import ETA
+    >>> [forecast_severity(ETA(10.0, 5.0, h), 100.0) for h in (20.0, 90.0, 400.0)]
+    ['error', 'warning', 'info']
+    """
+    if eta.high <= 0.25 * horizon_s:
+        return "error"
+    return "warning" if eta.high <= horizon_s else "info"
 
 
 @dataclass
@@ -85,6 +104,7 @@ class MetricIngest:
         self.forecasters: dict[str, TrendForecaster] = {}
         self._warned: dict[str, float] = {}
         self._warned_eta: dict[str, float] = {}  # the ETA (s) of the last warning
+        self._warned_sev: dict[str, str] = {}  # and its severity
         self._dirty = False
         self.on_anomalies: Callable[[list[Anomaly]], None] | None = None
         self.settings_by_family: dict[str, dict[str, Any]] = {}
@@ -103,13 +123,14 @@ class MetricIngest:
             forecasters = {k: TrendForecaster.from_dict(d) for k, d in state["forecasters"].items()}
             warned = {k: float(v) for k, v in state.get("warned", {}).items()}
             warned_eta = {k: float(v) for k, v in state.get("warned_eta", {}).items()}
+            warned_sev = {k: str(v) for k, v in state.get("warned_severity", {}).items()}
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             assert self.state_path is not None
             set_aside(self.state_path, exc)
             return
         self.detectors.update(detectors)
         self.forecasters, self._warned = forecasters, warned
-        self._warned_eta = warned_eta
+        self._warned_eta, self._warned_sev = warned_eta, warned_sev
         tuned = state.get("settings") or {}
         try:
             by_family = {f: check_settings(s) for f, s in (tuned.get("by_family") or {}).items()}
@@ -133,6 +154,7 @@ class MetricIngest:
                 "forecasters": {k: f.to_dict() for k, f in self.forecasters.items()},
                 "warned": self._warned,
                 "warned_eta": self._warned_eta,
+                "warned_severity": self._warned_sev,
                 "settings": {
                     "version": self.settings_version,
                     "by_family": self.settings_by_family,
@@ -208,15 +230,20 @@ class MetricIngest:
             return None
         if not math.isfinite(eta.high):
             return None  # the interval reaches "never": no significant trend towards it yet
+        severity = forecast_severity(eta, self.horizon_s)
         last = self._warned.get(key, -math.inf)
         if s.ts - last < WARN_AGAIN_AFTER_S:
-            # warned recently: again only if exhaustion came much closer than then foreseen
-            # (and not more often than every ESCALATE_AFTER_S, so a fast fill is not a storm)
+            # warned recently: again only if exhaustion came much closer than then foreseen, or
+            # became more certain (and not more often than every ESCALATE_AFTER_S, so a fast
+            # fill is not a storm)
             foreseen = self._warned_eta.get(key, math.inf) - (s.ts - last)
-            if s.ts - last < ESCALATE_AFTER_S or not eta.seconds < 0.5 * foreseen:
+            closer = eta.seconds < 0.5 * foreseen
+            surer = _SEVERITY_RANK[severity] > _SEVERITY_RANK[self._warned_sev.get(key, "info")]
+            if s.ts - last < ESCALATE_AFTER_S or not (closer or surer):
                 return None
         self._warned[key] = s.ts
         self._warned_eta[key] = eta.seconds
+        self._warned_sev[key] = severity
         hours = eta.seconds / 3600
         return Anomaly(
             "metrics.forecast", "exhaustion_forecast", 1.0 - min(eta.seconds / self.horizon_s, 1.0),
@@ -225,7 +252,8 @@ class MetricIngest:
              f"(between {eta.low / 3600:.1f} h and {eta.high / 3600:.1f} h)",
              f"now {s.value:g}"],
             {"name": s.name, "labels": s.labels, "threshold": threshold, "eta_s": eta.seconds,
-             "eta_low_s": eta.low, "eta_high_s": eta.high, "value": s.value},
+             "eta_low_s": eta.low, "eta_high_s": eta.high, "value": s.value,
+             "severity": severity},
         )  # fmt: skip
 
     def use_settings(self, settings_by_family: dict[str, dict[str, Any]], version: str) -> int:

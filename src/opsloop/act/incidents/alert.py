@@ -240,8 +240,10 @@ def anomaly_severity(a: Anomaly) -> Severity:
     silence                   warning (a regular log stream went quiet)
     session, session_order    warning
     metric_anomaly            warning; error when 1 - score <= 1e-5 (p-value)
-    exhaustion_forecast       warning; error when score >= 0.75 (ETA in the first
-                              quarter of the horizon)
+    exhaustion_forecast       set by the forecast (info / warning / error by how
+                              surely it lands within the horizon); records without
+                              it: warning, error when score >= 0.75 (ETA in the
+                              first quarter of the horizon)
     anything else             warning
     ========================  =====================================================
 
