@@ -396,6 +396,33 @@ ROUND4 = [
     "evidence we have predicts the held-out score. The detector is unchanged.",
 ]
 
+ROUND5 = [
+    "## Fifth round (session 6): model-level candidates",
+    "",
+    "Harness: `.venv/bin/python benchmarks/nab_round5.py` (each candidate row by row, or its",
+    "alarm stage replayed; standard profile on the development sets half A and synthetic",
+    "seeds 101 / 102 / 7 / 303). Diagnosis on A: 72 of the 106 false-positive rows are",
+    "single-row upward |z| surprises of the plain (no season) model, which is the active one",
+    "on nearly every row of the Twitter series (its one-step error beats the daily model's",
+    "there); Twitter_volume_IBM and _PFE alone hold 47; Twitter_volume_CRM's come about once a",
+    "day. Half B was not looked at this round.",
+    "",
+    "| candidate (principle) | A | 101 | 102 | 7 | 303 | verdict |",
+    "|---|---:|---:|---:|---:|---:|---|",
+    "| shipped | 60.75 | 52.28 | 56.40 | 53.06 | 46.00 | |",
+    "| hour-spread: residual spread by hour of day (24 factors, heteroscedastic z) |"
+    " 58.46 | 48.69 | 54.85 | 52.18 | 44.98 | rejected |",
+    "| min-z: a value is surprising only if no competing model (none / day / week)"
+    " explains it | 58.36 | 46.32 | 54.58 | 53.47 | 46.65 | rejected |",
+    "| seasonal profiles of 48 / 96 bins a day (less noise per bin) | 59.58 / 59.89 |"
+    " 52.19 / 52.19 | 56.40 / 56.40 | 52.90 / 52.98 | 46.65 / 46.57 | rejected |",
+    "| escalation against the incident's smallest p (a new event, not the same one"
+    " growing) | 61.36 | 49.55 | 50.81 | 51.81 | 40.07 | rejected (synthetic) |",
+    "",
+    "Nothing adopted; the detector's scores are unchanged. The batch path became a compiled",
+    "loop this session (speed below), bit-identical to the per-row path.",
+]
+
 SPEED_NOTES = [
     "## Speed work (issue 4: >= 100,000 points/s on one core)",
     "",
@@ -625,6 +652,8 @@ def main(argv: list[str] | None = None) -> int:
         *ROUND3,
         "",
         *ROUND4,
+        "",
+        *ROUND5,
         "",
         "This run, by half (standard / low-FP / low-FN):",
         "",
