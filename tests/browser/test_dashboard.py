@@ -130,6 +130,8 @@ def test_metrics_page_series_scores_alarms_and_forecast(server, page, tmp_path):
     page.wait_for_selector("#findings .findings")
     expect(page.locator("#findings")).to_contain_text("orders_per_s")
     expect(page.locator("#findings")).to_contain_text("host_disk_percent is forecast to reach 95")
+    # a clean, fast fill: the whole interval is within the horizon, so it is not just "info"
+    assert page.locator("#findings li.warn .badge.sev").first.inner_text() in ("warning", "error")
     page.screenshot(path=str(tmp_path / "overview2.png"), full_page=True)
     assert page.errors == []
 
