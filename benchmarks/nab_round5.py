@@ -95,6 +95,16 @@ class MinZ(PerRow):
         return (z0, a1, a2, a3) if best is z0 else self._with_z(best)
 
 
+class LogZ(PerRow):
+    """The spike view on a log scale, ``log1p(|z|)``: its GPD fit (shape capped at 0.5) then
+    models a power-law tail of |z| instead of one too light for heavy-tailed series (the
+    |z| view gives 2-2.6x the nominal count of p < 1e-3 / 1e-4 on the subset's quiet rows)."""
+
+    def _stats(self, t: float, x: float) -> tuple[float, float, float, float]:
+        z, a1, a2, a3 = super()._stats(t, x)
+        return z, math.log1p(a1), a2, a3
+
+
 def escalate_min_scores(p: np.ndarray) -> np.ndarray:
     """The alarm stage with escalation against the incident's smallest p so far (a far stronger
     *new* event, not the same one growing), else as shipped (spend 4000, gate 1e-2)."""
@@ -135,6 +145,7 @@ CANDIDATES: dict[str, Any] = {
     "base": DefaultMetricDetector,
     "hour-spread": HourSpread,
     "min-z": MinZ,
+    "log-z": LogZ,
     "bins-48": _bins(48, 56),
     "bins-96": _bins(96, 168),
     "escalate-min": "replay",
