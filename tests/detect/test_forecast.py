@@ -223,3 +223,21 @@ def test_the_drop_cusum_survives_a_snapshot():
     del old["drop"]  # a snapshot from before the CUSUM loads (its run starts afresh)
     TrendForecaster.from_dict(old)
     assert [f.update(t, x) for t, x in pts[split:]] == [g.update(t, x) for t, x in pts[split:]]
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_after_a_cleanup_the_old_slope_is_kept_as_well_as_it_was_known(seed):
+    # five and a half days of growth under noise and a daily cycle, a clean-up of half the
+    # usage, twelve hours more: the slope still holds what days of points said, not what
+    # half a day of noisy points after the drop suggests
+    rng = random.Random(seed)
+    rate, offset = 5.0 / DAY, 0.0
+    f = TrendForecaster()
+    for i in range(int(6 * DAY / STEP)):
+        t = i * STEP
+        if abs(t - 5.5 * DAY) < STEP / 2:
+            offset -= 0.5 * (20.0 + rate * t + offset)
+        x = 20.0 + rate * t + offset + 2.0 * math.sin(2 * math.pi * t / DAY) + rng.gauss(0, 1)
+        f.update(t, x)
+    assert f.resets == 1
+    assert f.slope() == pytest.approx(rate, rel=0.05)

@@ -116,8 +116,9 @@ class TrendForecaster:
     at least ``drop_k / 2`` spreads from one point to the next (a step, not the falling half of a
     cycle the profile has not learnt yet), whose last three points are all down by ``drop_k / 4``
     spreads (not a one-point dip) and which averages at least ``drop_frac |level|``. Then the
-    regression restarts at the new level and keeps the old slope as a prior worth
-    ``prior_weight`` points, so growth resumes at once.
+    regression restarts at the new level and keeps the old slope (from before the drop) as a
+    prior on the slope alone, worth what the old fit knew of it (its ``sum w (u - mean u)^2``),
+    so growth resumes at once and a few hours of new points do not override days of them.
 
     Forecast: ``x_hat(t) = a + b (t - t_c) + S(t)``. ``time_to_threshold`` is the first ``t``
     with ``x_hat(t) >= thr`` (at the time of day the cycle peaks).
@@ -152,10 +153,9 @@ class TrendForecaster:
         season_bins: int = 48,
         drop_k: float = 8.0,
         drop_frac: float = 0.05,
-        prior_weight: float = 50.0,
     ) -> None:
         self.tau = tau
-        self.drop_k, self.drop_frac, self.prior_weight = drop_k, drop_frac, prior_weight
+        self.drop_k, self.drop_frac = drop_k, drop_frac
         self.profile = SeasonalProfile(DAY, season_bins, gamma=0.1)
         self.t_c = math.nan
         self.t_last = math.nan
@@ -168,6 +168,7 @@ class TrendForecaster:
         self.drop_g, self.drop_run, self.drop_sum, self.drop_jump = 0.0, 0, 0.0, 0.0
         self.prev_r = 0.0
         self.low_streak = 0
+        self.run_slope = 0.0  # the fit's slope when the run started
         # self-calibration: pending forecasts [target t, mean, slope], errors [issued t, e]
         self.pending: list[list[list[float]]] = [[] for _ in CAL_HORIZONS]
         self.next_issue = [-math.inf for _ in CAL_HORIZONS]
@@ -226,6 +227,8 @@ class TrendForecaster:
             self.low_streak = self.low_streak + 1 if -r >= 0.25 * self.drop_k * s else 0
             self.drop_g = max(0.0, self.drop_g - r / s - self.drop_k / 4)
             if self.drop_g > 0.0:
+                if not self.drop_run:
+                    self.run_slope = self.slope()  # before the run's points enter the fit
                 self.drop_run += 1
                 self.drop_sum -= r
                 self.drop_jump = max(self.drop_jump, self.prev_r - r)
@@ -240,15 +243,17 @@ class TrendForecaster:
                 and self.low_streak >= 3
             )
             if persistent or r < -max(self.drop_k * self.spread, self.drop_frac * abs(lvl)):
+                # the slope from before the drop (the run's points already lean on it)
+                b = self.run_slope if self.drop_run else self.slope()
                 self.drop_g, self.drop_run, self.drop_sum, self.drop_jump = 0.0, 0, 0.0, 0.0
                 self.prev_r, self.low_streak = 0.0, 0
-                b = self.slope()
+                # the old slope as a prior on the slope alone, as well known as the old fit knew
+                # it: its information sum w (u - mean u)^2 joins stt, b times it joins sty (the
+                # penalised least squares of b; the level comes from the new points only)
+                info = self.stt - self.st * self.st / self.sw if self.sw > 0 else 0.0
                 self.sw = self.st = self.sy = self.stt = self.sty = 0.0
                 self.t_c = t
-                # the old slope as a prior: pseudo-points on a line through the new level
-                for k in range(-2, 3):
-                    u = k * self.tau / 10
-                    self._add(u, y + b * u, self.prior_weight / 5)
+                self.stt, self.sty = info, b * info
                 reset = True
                 self.resets += 1
         if self.n >= 1 and not reset:
@@ -418,7 +423,6 @@ class TrendForecaster:
             "tau": self.tau,
             "drop_k": self.drop_k,
             "drop_frac": self.drop_frac,
-            "prior_weight": self.prior_weight,
             "profile": self.profile.to_dict(),
             "t_c": self.t_c,
             "t_last": self.t_last,
@@ -433,6 +437,7 @@ class TrendForecaster:
                 self.drop_jump,
                 self.prev_r,
                 self.low_streak,
+                self.run_slope,
             ],
             "pending": [[list(p) for p in due] for due in self.pending],
             "next_issue": list(self.next_issue),
@@ -443,13 +448,13 @@ class TrendForecaster:
     def from_dict(cls, d: dict[str, Any]) -> TrendForecaster:
         """Inverse of :meth:`to_dict`."""
         obj = cls(d["tau"], drop_k=d["drop_k"], drop_frac=d["drop_frac"])
-        obj.prior_weight = d["prior_weight"]
         obj.profile = SeasonalProfile.from_dict(d["profile"])
         obj.t_c, obj.t_last = float(d["t_c"]), float(d["t_last"])
         obj.sw, obj.st, obj.sy, obj.stt, obj.sty = (float(v) for v in d["sums"])
         obj.spread, obj.n, obj.resets = float(d["spread"]), int(d["n"]), int(d["resets"])
         if "drop" in d:  # (snapshots from before the drop CUSUM start it at zero)
-            g, run, total, jump, prev, streak = d["drop"]
+            g, run, total, jump, prev, streak, run_slope = d["drop"]
+            obj.run_slope = float(run_slope)
             obj.drop_g, obj.drop_run, obj.low_streak = float(g), int(run), int(streak)
             obj.drop_sum, obj.drop_jump, obj.prev_r = float(total), float(jump), float(prev)
         if "errors" in d:  # snapshots before the self-calibration start with an empty record
