@@ -508,3 +508,26 @@ def test_score_many_runs_the_compiled_loop_and_the_plain_one_agrees(monkeypatch)
     assert fast == plain == expected
     assert json.dumps(plain_det.to_dict()) == json.dumps(stream.to_dict())
     assert steady.warm() < 60.0  # loads (compiled once per install) and returns its time
+
+
+def test_the_compiled_loop_works_without_a_writable_cache(monkeypatch):
+    # numba raises RuntimeError at decoration when no cache location is writable (a
+    # read-only install without a home directory): the loop is then compiled uncached
+    import numba
+
+    from opsloop.detect.metrics import steady
+
+    real = numba.njit
+
+    def njit(*args, **kw):
+        if kw.get("cache"):
+            raise RuntimeError("cannot cache function: no locator available")
+        return real(*args, **kw)
+
+    monkeypatch.setattr(numba, "njit", njit)
+    monkeypatch.setattr(steady, "gpd_pvalue", steady.gpd_pvalue.py_func)
+    loop, compiled = steady._compile()
+    assert compiled and hasattr(loop, "py_func")
+    monkeypatch.setattr(steady, "run_steady", loop)
+    ts, xs = _messy_series(2000, seed=12)
+    assert DefaultMetricDetector().score_many(xs, ts) == _stream(DefaultMetricDetector(), ts, xs)[0]

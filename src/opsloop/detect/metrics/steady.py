@@ -273,8 +273,12 @@ def _compile() -> tuple[Any, bool]:
         _run_steady.py_func = _run_steady  # type: ignore[attr-defined]
         return _run_steady, False
     global gpd_pvalue
-    gpd_pvalue = numba.njit(cache=True)(gpd_pvalue)
-    return numba.njit(cache=True)(_run_steady), True
+    try:
+        gpd_pvalue = numba.njit(cache=True)(gpd_pvalue)
+        return numba.njit(cache=True)(_run_steady), True
+    except RuntimeError:  # no writable cache location (read-only install, no home): no cache
+        gpd_pvalue = numba.njit(gpd_pvalue)
+        return numba.njit(_run_steady), True
 
 
 run_steady, COMPILED = _compile()
