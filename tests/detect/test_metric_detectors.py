@@ -267,6 +267,12 @@ def test_score_many_is_bit_identical_to_streaming(seed):
         assert batch.last_alarm == alarms[b - 1]
     assert got == expected  # exact: the same doubles, not approximately
     assert json.dumps(batch.to_dict()) == json.dumps(stream.to_dict())
+    # the alarm of every point, from one batch call
+    scores, fired = DefaultMetricDetector().score_and_alarm_many(xs, ts)
+    finite = [math.isfinite(t) and math.isfinite(x) for t, x in zip(ts, xs, strict=True)]
+    assert scores == expected
+    assert fired == [a and f for a, f in zip(alarms, finite, strict=True)]
+    assert sum(fired) >= 2
 
 
 def test_score_many_mixes_with_streaming_and_snapshots():

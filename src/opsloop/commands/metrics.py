@@ -109,6 +109,12 @@ def import_csv(
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         _fail(f"{first} (is 'opsloop up' running? stop it, or POST to /api/v1/metrics)")
     try:
+        from opsloop.services.metric_ingest import COLD_BATCH_MIN
+
+        if len(samples) >= COLD_BATCH_MIN:  # worth loading the detector's compiled loop
+            from opsloop.detect.metrics import steady
+
+            steady.warm()
         total, rejected, anomalies = 0, 0, 0
         for i in range(0, len(samples), 10_000):
             r = platform.metrics.ingest(samples[i : i + 10_000])

@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import math
 import re
+import sys
 import threading
 import time
 from collections import OrderedDict
@@ -41,6 +42,9 @@ STATE_VERSION = 1
 WARN_AGAIN_AFTER_S = 86400.0
 ESCALATE_AFTER_S = 1800.0  # the soonest a warning repeats because exhaustion came closer
 MIN_FORECAST_POINTS = 30
+#: Samples of one series in one call that go through the detector's batch path; until the
+#: process has loaded its compiled loop (about 0.5-1 s, once), only batches that repay that.
+BATCH_MIN, COLD_BATCH_MIN = 32, 20_000
 _SEVERITY_RANK = {"info": 0, "warning": 1, "error": 2}
 
 
@@ -194,22 +198,35 @@ class MetricIngest:
         self.store.append_metrics(accepted)
         scores: list[tuple[float, str, dict[str, str], float, bool]] = []
         with self._lock:
+            groups: dict[str, list[MetricSample]] = {}
             for s in sorted(accepted, key=lambda x: x.ts):
-                if self.exclude is not None and self.exclude.search(s.name):
-                    continue
-                key = series_id(s.name, s.labels)
+                if self.exclude is None or not self.exclude.search(s.name):
+                    groups.setdefault(series_id(s.name, s.labels), []).append(s)
+            found: list[Anomaly] = []
+            for key, group in groups.items():
                 det = self._detector(key)
-                score = det.score_one(s.ts, s.value)
-                det.learn_one(s.ts, s.value)
-                alarm = bool(det.last_alarm)
-                scores.append((s.ts, s.name, s.labels, score, alarm))
-                if alarm:
-                    result.anomalies.append(_alarm(s, score, det))
-                threshold = self._capacity_threshold(s.name)
-                if threshold is not None:
-                    warning = self._forecast(key, s, threshold)
-                    if warning is not None:
-                        result.anomalies.append(warning)
+                loaded = "opsloop.detect.metrics.steady" in sys.modules
+                if len(group) >= (BATCH_MIN if loaded else COLD_BATCH_MIN):
+                    # a backfill or an import: one batch call, the same scores and alarms as
+                    # point by point (bit for bit), several times faster
+                    values, stamps = [s.value for s in group], [s.ts for s in group]
+                    batch, fired = det.score_and_alarm_many(values, stamps)
+                else:
+                    batch, fired = [], []
+                    for s in group:
+                        batch.append(det.score_one(s.ts, s.value))
+                        det.learn_one(s.ts, s.value)
+                        fired.append(bool(det.last_alarm))
+                threshold = self._capacity_threshold(group[0].name)
+                for s, score, alarm in zip(group, batch, fired, strict=True):
+                    scores.append((s.ts, s.name, s.labels, score, alarm))
+                    if alarm:
+                        found.append(_alarm(s, score, det))
+                    if threshold is not None:
+                        warning = self._forecast(key, s, threshold)
+                        if warning is not None:
+                            found.append(warning)
+            result.anomalies.extend(sorted(found, key=lambda a: a.time))
             self._dirty = True
         self.store.append_scores(scores)
         if result.anomalies:

@@ -240,11 +240,19 @@ class DefaultMetricDetector:
         rate on NAB; limit BLAS to one thread on a busy host (the matrix products are small:
         threads mostly wait on each other).
         """
+        return self.score_and_alarm_many(values, timestamps)[0]
+
+    def score_and_alarm_many(
+        self, values: Sequence[float], timestamps: Sequence[float]
+    ) -> tuple[list[float], list[bool]]:
+        """:meth:`score_many`, and for each point whether an alarm fired on it (the
+        ``last_alarm`` after its ``learn_one``; ``False`` for a non-finite point)."""
         ts = [float(t) for t in timestamps]
         xs = [float(x) for x in values]
         if len(ts) != len(xs):
             raise ValueError("values and timestamps differ in length")
         out = [0.0] * len(xs)
+        fired = [False] * len(xs)
         isfinite = math.isfinite
         idx = [i for i in range(len(xs)) if isfinite(ts[i]) and isfinite(xs[i])]
         a4s = self.shape.score_many([xs[i] for i in idx])
@@ -255,12 +263,13 @@ class DefaultMetricDetector:
                 self._shape_given = a4s[k]
                 out[i] = self.score_one(ts[i], xs[i])
                 self.learn_one(ts[i], xs[i])
+                fired[i] = self.last_alarm
                 k += 1
         finally:
             self._shape_given = None
         if k < len(idx):
-            self._run_warm(idx[k:], ts, xs, a4s[k:], out)
-        return out
+            self._run_warm(idx[k:], ts, xs, a4s[k:], out, fired)
+        return out, fired
 
     def _warm(self) -> bool:
         """Whether the state allows :meth:`_run_warm` (the steady-state loop): the sampling
@@ -278,7 +287,13 @@ class DefaultMetricDetector:
         )
 
     def _run_warm(
-        self, idx: list[int], ts: list[float], xs: list[float], a4: list[float], out: list[float]
+        self,
+        idx: list[int],
+        ts: list[float],
+        xs: list[float],
+        a4: list[float],
+        out: list[float],
+        fired: list[bool],
     ) -> None:
         """The steady-state recurrence over points ``idx``: the state packed into flat arrays,
         :func:`opsloop.detect.metrics.steady.run_steady` (compiled), the state unpacked."""
@@ -329,12 +344,13 @@ class DefaultMetricDetector:
             AF[j] = (a.on, a.off, a.damp, a.escalate, a.last_p)
             AI[j] = (int(a.armed), a.since, a.quiet, a.refractory, a.clear)
         res = np.zeros(len(idx))
+        hits = np.zeros(len(idx), dtype=np.bool_)
         tv = np.asarray([ts[i] for i in idx], dtype=np.float64)
-        k.run_steady(
-            tv, np.asarray(xv, dtype=np.float64), a4s, res, F, I, MF, MI, S, C, CF, CI, AF, AI
-        )
-        for i, s in zip(idx, res.tolist(), strict=True):
+        x_arr = np.asarray(xv, dtype=np.float64)
+        k.run_steady(tv, x_arr, a4s, res, hits, F, I, MF, MI, S, C, CF, CI, AF, AI)
+        for i, s, h in zip(idx, res.tolist(), hits.tolist(), strict=True):
             out[i] = s
+            fired[i] = h
         # unpack
         self.ewma_z, self.ewma_z2, self.t_last = float(F[k.EZ]), float(F[k.EZ2]), float(F[k.TL])
         self.n = int(I[k.N])

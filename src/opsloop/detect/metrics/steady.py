@@ -59,6 +59,7 @@ def _run_steady(
     xv: Any,
     a4s: Any,
     out: Any,
+    fired_out: Any,
     F: Any,
     I: Any,  # noqa: E741
     MF: Any,
@@ -70,7 +71,8 @@ def _run_steady(
     AF: Any,
     AI: Any,
 ) -> None:
-    """Score then learn rows ``tv``/``xv`` (shape view ``a4s``); scores go to ``out``."""
+    """Score then learn rows ``tv``/``xv`` (shape view ``a4s``); the scores go to ``out``,
+    whether an alarm fired on each row to ``fired_out``."""
     ez, ez2, t0, spend = F[EZ], F[EZ2], F[T0], F[SPEND]
     n, warmup, active = I[N], I[WARMUP], I[ACTIVE]
     fired = I[FIRED] != 0
@@ -179,6 +181,7 @@ def _run_steady(
                     AI[g, ARMED] = 1
             if g == 1:
                 fired = hit
+                fired_out[r] = hit
         # calibrators learn the views (TailCalibrator.update after its P-square start)
         for c in range(4):
             a = v[c]
@@ -291,6 +294,7 @@ def warm() -> float:
     f2 = np.zeros((0, 0))
     i2 = np.zeros((0, 0), dtype=np.int64)
     f1 = np.zeros(0)
-    run_steady(f1, f1, f1, f1, np.zeros(N_F), np.zeros(N_I, dtype=np.int64), f2, i2, f2, f2,
-               f2, i2, f2, i2)  # fmt: skip
+    b1 = np.zeros(0, dtype=np.bool_)
+    run_steady(f1, f1, f1, f1, b1, np.zeros(N_F), np.zeros(N_I, dtype=np.int64), f2, i2, f2,
+               f2, f2, i2, f2, i2)  # fmt: skip
     return time.perf_counter() - started
