@@ -268,11 +268,19 @@ def test_score_many_is_bit_identical_to_streaming(seed):
     assert got == expected  # exact: the same doubles, not approximately
     assert json.dumps(batch.to_dict()) == json.dumps(stream.to_dict())
     # the alarm of every point, from one batch call
-    scores, fired = DefaultMetricDetector().score_and_alarm_many(xs, ts)
+    scores, fired, raw = DefaultMetricDetector().score_and_alarm_many(xs, ts)
     finite = [math.isfinite(t) and math.isfinite(x) for t, x in zip(ts, xs, strict=True)]
     assert scores == expected
     assert fired == [a and f for a, f in zip(alarms, finite, strict=True)]
     assert sum(fired) >= 2
+    # and the un-gated score of every point, as calibrated_score gives it before learn_one
+    again, calibrated = DefaultMetricDetector(), []
+    for t, x in zip(ts, xs, strict=True):
+        calibrated.append(again.calibrated_score(t, x) if finite[len(calibrated)] else 0.0)
+        again.score_one(t, x)
+        again.learn_one(t, x)
+    assert raw == calibrated
+    assert all(r >= s for r, s in zip(raw, scores, strict=True))  # the gate only damps
 
 
 def test_score_many_mixes_with_streaming_and_snapshots():

@@ -55,6 +55,28 @@ def test_a_backfill_in_one_call_equals_point_by_point(tmp_path, monkeypatch):
         )
         store.close()
     assert runs["batch"] == runs["point"]
+    # an alarm's record holds its own strength: at least the alarm's threshold (1 - 1e-3),
+    # never the gate's damped output
+    assert all(sc >= 1 - 1e-3 for k, _, _, sc in runs["batch"][0] if k == "metric_anomaly")
     kinds = {k for k, *_ in runs["batch"][0]}
     assert "metric_anomaly" in kinds and "exhaustion_forecast" in kinds
     assert metric_ingest.BATCH_MIN <= 700
+
+
+def test_an_alarm_after_a_weaker_edge_keeps_its_strength(tmp_path):
+    # row 241 of this series alarms (p < 1e-3) while the gate, opened by a weaker edge, damps
+    # the emitted score to half: the anomaly record says 0.9996, not 0.4998
+    rng = random.Random(6)
+    t0 = time.time() - 3000 * 60
+    samples = [MetricSample("q", 50 + rng.gauss(0, 1), t0 + 60 * i) for i in range(300)]
+    for batched in (True, False):
+        store = TelemetryStore(tmp_path / f"{batched}.duckdb")
+        ingest = MetricIngest(store, None)
+        if batched:
+            steady.warm()
+            found = ingest.ingest(samples).anomalies
+        else:
+            found = [a for s in samples for a in ingest.ingest([s]).anomalies]
+        damped = [a for a in found if a.time == samples[241].ts]
+        assert len(damped) == 1 and damped[0].score > 0.999
+        store.close()

@@ -210,18 +210,19 @@ class MetricIngest:
                     # a backfill or an import: one batch call, the same scores and alarms as
                     # point by point (bit for bit), several times faster
                     values, stamps = [s.value for s in group], [s.ts for s in group]
-                    batch, fired = det.score_and_alarm_many(values, stamps)
+                    batch, fired, raw = det.score_and_alarm_many(values, stamps)
                 else:
-                    batch, fired = [], []
+                    batch, fired, raw = [], [], []
                     for s in group:
                         batch.append(det.score_one(s.ts, s.value))
+                        raw.append(det.calibrated_score(s.ts, s.value))
                         det.learn_one(s.ts, s.value)
                         fired.append(bool(det.last_alarm))
                 threshold = self._capacity_threshold(group[0].name)
-                for s, score, alarm in zip(group, batch, fired, strict=True):
+                for s, score, alarm, strength in zip(group, batch, fired, raw, strict=True):
                     scores.append((s.ts, s.name, s.labels, score, alarm))
-                    if alarm:
-                        found.append(_alarm(s, score, det))
+                    if alarm:  # the record holds the alarm's own (un-gated) strength
+                        found.append(_alarm(s, strength, det))
                     if threshold is not None:
                         warning = self._forecast(key, s, threshold)
                         if warning is not None:

@@ -244,15 +244,18 @@ class DefaultMetricDetector:
 
     def score_and_alarm_many(
         self, values: Sequence[float], timestamps: Sequence[float]
-    ) -> tuple[list[float], list[bool]]:
-        """:meth:`score_many`, and for each point whether an alarm fired on it (the
-        ``last_alarm`` after its ``learn_one``; ``False`` for a non-finite point)."""
+    ) -> tuple[list[float], list[bool], list[float]]:
+        """:meth:`score_many`; for each point whether an alarm fired on it (the
+        ``last_alarm`` after its ``learn_one``; ``False`` for a non-finite point); and its
+        un-gated :meth:`calibrated_score` (an alarm's own strength: the gate may have damped
+        the emitted score of an alarm that follows a weaker edge)."""
         ts = [float(t) for t in timestamps]
         xs = [float(x) for x in values]
         if len(ts) != len(xs):
             raise ValueError("values and timestamps differ in length")
         out = [0.0] * len(xs)
         fired = [False] * len(xs)
+        raw = [0.0] * len(xs)
         isfinite = math.isfinite
         idx = [i for i in range(len(xs)) if isfinite(ts[i]) and isfinite(xs[i])]
         a4s = self.shape.score_many([xs[i] for i in idx])
@@ -262,14 +265,15 @@ class DefaultMetricDetector:
                 i = idx[k]
                 self._shape_given = a4s[k]
                 out[i] = self.score_one(ts[i], xs[i])
+                raw[i] = self.calibrated_score(ts[i], xs[i])
                 self.learn_one(ts[i], xs[i])
                 fired[i] = self.last_alarm
                 k += 1
         finally:
             self._shape_given = None
         if k < len(idx):
-            self._run_warm(idx[k:], ts, xs, a4s[k:], out, fired)
-        return out, fired
+            self._run_warm(idx[k:], ts, xs, a4s[k:], out, fired, raw)
+        return out, fired, raw
 
     def _warm(self) -> bool:
         """Whether the state allows :meth:`_run_warm` (the steady-state loop): the sampling
@@ -294,6 +298,7 @@ class DefaultMetricDetector:
         a4: list[float],
         out: list[float],
         fired: list[bool],
+        raw: list[float],
     ) -> None:
         """The steady-state recurrence over points ``idx``: the state packed into flat arrays,
         :func:`opsloop.detect.metrics.steady.run_steady` (compiled), the state unpacked."""
@@ -345,12 +350,14 @@ class DefaultMetricDetector:
             AI[j] = (int(a.armed), a.since, a.quiet, a.refractory, a.clear)
         res = np.zeros(len(idx))
         hits = np.zeros(len(idx), dtype=np.bool_)
+        unga = np.zeros(len(idx))
         tv = np.asarray([ts[i] for i in idx], dtype=np.float64)
         x_arr = np.asarray(xv, dtype=np.float64)
-        k.run_steady(tv, x_arr, a4s, res, hits, F, I, MF, MI, S, C, CF, CI, AF, AI)
-        for i, s, h in zip(idx, res.tolist(), hits.tolist(), strict=True):
+        k.run_steady(tv, x_arr, a4s, res, hits, unga, F, I, MF, MI, S, C, CF, CI, AF, AI)
+        for i, s, h, u in zip(idx, res.tolist(), hits.tolist(), unga.tolist(), strict=True):
             out[i] = s
             fired[i] = h
+            raw[i] = u
         # unpack
         self.ewma_z, self.ewma_z2, self.t_last = float(F[k.EZ]), float(F[k.EZ2]), float(F[k.TL])
         self.n = int(I[k.N])

@@ -60,6 +60,7 @@ def _run_steady(
     a4s: Any,
     out: Any,
     fired_out: Any,
+    raw_out: Any,
     F: Any,
     I: Any,  # noqa: E741
     MF: Any,
@@ -72,7 +73,7 @@ def _run_steady(
     AI: Any,
 ) -> None:
     """Score then learn rows ``tv``/``xv`` (shape view ``a4s``); the scores go to ``out``,
-    whether an alarm fired on each row to ``fired_out``."""
+    whether an alarm fired on each row to ``fired_out``, the un-gated score to ``raw_out``."""
     ez, ez2, t0, spend = F[EZ], F[EZ2], F[T0], F[SPEND]
     n, warmup, active = I[N], I[WARMUP], I[ACTIVE]
     fired = I[FIRED] != 0
@@ -155,6 +156,7 @@ def _run_steady(
             score = 1.0 - p
         else:
             score = 0.0
+        raw_out[r] = score
         # gate (g = 0: the emitted score) and alarm (g = 1)
         for g in range(2):
             esc = AF[g, ESC]
@@ -295,6 +297,6 @@ def warm() -> float:
     i2 = np.zeros((0, 0), dtype=np.int64)
     f1 = np.zeros(0)
     b1 = np.zeros(0, dtype=np.bool_)
-    run_steady(f1, f1, f1, f1, b1, np.zeros(N_F), np.zeros(N_I, dtype=np.int64), f2, i2, f2,
-               f2, f2, i2, f2, i2)  # fmt: skip
+    run_steady(f1, f1, f1, f1, b1, f1, np.zeros(N_F), np.zeros(N_I, dtype=np.int64), f2, i2,
+               f2, f2, f2, i2, f2, i2)  # fmt: skip
     return time.perf_counter() - started
