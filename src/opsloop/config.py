@@ -130,6 +130,11 @@ class CapacityRule(BaseModel):
 
     match: str = Field(description="Regex on the metric name, e.g. '^host_disk_percent$'.")
     threshold: float = Field(description="The value at which the resource is exhausted.")
+    direction: Literal["up", "down"] = Field(
+        "up",
+        description="'up': exhausted when the value rises to the threshold (disk used, queue "
+        "depth); 'down': when it falls to it (free bytes, certificate days left).",
+    )
 
     @field_validator("match")
     @classmethod

@@ -243,7 +243,7 @@ class Platform:
             self._metrics = MetricIngest(
                 self.telemetry,
                 self.settings.home / "metric_state.json",
-                capacity=[(c.match, c.threshold) for c in cfg.capacity],
+                capacity=[(c.match, c.threshold, c.direction) for c in cfg.capacity],
                 horizon_s=cfg.forecast_horizon_s,
                 detect_exclude=cfg.detect_exclude,
                 max_series=cfg.max_series,

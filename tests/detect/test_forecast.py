@@ -241,3 +241,29 @@ def test_after_a_cleanup_the_old_slope_is_kept_as_well_as_it_was_known(seed):
         f.update(t, x)
     assert f.resets == 1
     assert f.slope() == pytest.approx(rate, rel=0.05)
+
+
+def test_a_falling_resource_certificate_days_left_with_renewals():
+    # days left on a certificate: falls one a day, renewed to 90 every 60 days (a refill is
+    # the falling series' clean-up); hourly samples, 100 days
+    f = TrendForecaster(falling=True)
+    resets = 0
+    for i in range(100 * 24):
+        t = i * 3600.0
+        resets += f.update(t, 90.0 - math.fmod(t, 60 * DAY) / DAY)
+    assert resets == 1  # the renewal on day 60
+    assert f.slope() == pytest.approx(-1.0 / DAY, rel=0.02)
+    t_end = f.t_last
+    assert f.level(t_end) == pytest.approx(90.0 - math.fmod(t_end, 60 * DAY) / DAY, abs=0.5)
+    eta = f.time_to_threshold(7.0)  # 50.04 days left at the end: 43 days to go
+    assert eta.seconds / DAY == pytest.approx(43.0, abs=0.5)
+    assert eta.low <= eta.seconds <= eta.high
+    mean, low, high = f.forecast(t_end + 10 * DAY)
+    assert low <= mean <= high and mean == pytest.approx(40.0, abs=0.5)
+    # the same series read as rising is "already past 7" (50 >= 7): the direction matters
+    up = TrendForecaster()
+    for i in range(100 * 24):
+        up.update(i * 3600.0, 90.0 - math.fmod(i * 3600.0, 60 * DAY) / DAY)
+    assert up.time_to_threshold(7.0).seconds == 0.0
+    g = TrendForecaster.from_dict(json.loads(json.dumps(f.to_dict())))
+    assert g.falling and g.time_to_threshold(7.0) == eta

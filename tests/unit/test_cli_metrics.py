@@ -34,6 +34,21 @@ def test_forecast_eta_of_a_linear_series(tmp_path):
     assert r.stdout.startswith("crosses 90 at ")
 
 
+def test_forecast_of_a_falling_series(tmp_path):
+    f = tmp_path / "days.csv"
+    write_linear(f, base=90.0, per_step=-1 / 24)  # days left, hourly: 81.7 at the end
+    r = opsloop(
+        "metrics", "forecast", str(f), "--threshold", "7", "--horizon", "100d", "--falling",
+        "--json",
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    days = (out["eta"] - out["now"]) / 86400
+    assert 74 < days < 75.5, days  # 81.71 - 7 = 74.7 days
+    r = opsloop("metrics", "forecast", str(f), "--threshold", "7", "--json")
+    assert json.loads(r.stdout)["eta"] == json.loads(r.stdout)["now"]  # rising: already past 7
+
+
 def test_forecast_bad_input(tmp_path):
     bad = tmp_path / "bad.csv"
     bad.write_text("timestamp,value\n1,2\nx,3\n")

@@ -105,3 +105,30 @@ def test_a_forecast_whose_interval_reaches_past_the_horizon_is_info_only(tmp_pat
     assert first.details["severity"] == "info"
     assert anomaly_severity(first).value == "info"
     store.close()
+
+
+def test_a_falling_resource_warns_before_it_runs_out(tmp_path):
+    # free space falling 2 GB an hour from 100 GB: under 10 GB in ~45 h; a rule with
+    # direction "down" (the configuration's capacity rules carry it)
+    from opsloop.config import CapacityRule
+
+    rule = CapacityRule(match="^free_gb$", threshold=10.0, direction="down")
+    store = TelemetryStore(tmp_path / "t.duckdb")
+    ingest = MetricIngest(
+        store, tmp_path / "state.json", capacity=[(rule.match, rule.threshold, rule.direction)]
+    )
+    t0 = time.time() - 4 * 3600
+    warnings = []
+    for i in range(240):  # 4 h at one a minute
+        value = 100.0 - 2.0 * i / 60
+        warnings += _warnings(ingest.ingest([MetricSample("free_gb", value, t0 + 60 * i)]))
+    assert warnings
+    w = warnings[-1]
+    assert w.details["falling"] is True
+    assert "free_gb is forecast to fall to 10 in" in w.evidence[0]
+    assert 40 * 3600 < w.details["eta_s"] < 46 * 3600
+    assert ingest.capacity_rule("free_gb") == (10.0, True)
+    ingest.snapshot()
+    again = MetricIngest(store, tmp_path / "state.json", capacity=[("^free_gb$", 10.0, "down")])
+    assert next(iter(again.forecasters.values())).falling
+    store.close()

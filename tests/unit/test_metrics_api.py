@@ -122,3 +122,26 @@ def test_forecast_and_early_warning(client, make_token, platform):
     r = client.get("/api/v1/metrics/forecast?name=nothing&threshold=1", headers=h)
     assert r.status_code == 404
     json.dumps(body)
+    assert body["direction"] == "up"
+
+
+def test_forecast_of_a_falling_series(client, make_token, platform):
+    h = auth(make_token, "viewer")
+    now = time.time()
+    # certificate days left, falling a day per day (10 -> 9 over the last day): 7 is 2 days away
+    samples = [
+        MetricSample("cert_days_left", 10.0 - i * 600 / 86400, now - 86400 + i * 600, {"cn": "x"})
+        for i in range(145)
+    ]
+    platform.metrics.ingest(samples)
+    params = {"name": "cert_days_left", "label": "cn=x", "threshold": 7, "horizon": "7d"}
+    r = client.get("/api/v1/metrics/forecast", params={**params, "direction": "down"}, headers=h)
+    body = r.json()
+    assert r.status_code == 200, body
+    assert body["direction"] == "down"
+    assert 1.8 < (body["eta"] - now) / 86400 < 2.2
+    assert body["band"][-1][1] < 9.0  # the band falls
+    up = client.get("/api/v1/metrics/forecast", params=params, headers=h).json()
+    assert up["direction"] == "up" and up["eta"] is not None and up["eta"] <= now + 60  # "past 7"
+    bad = client.get("/api/v1/metrics/forecast", params={**params, "direction": "x"}, headers=h)
+    assert bad.status_code == 422

@@ -23,6 +23,12 @@ def forecast(
         float, typer.Option("--threshold", help="The value that means exhausted.")
     ],
     horizon: Annotated[str, typer.Option("--horizon", help="How far ahead to look.")] = "7d",
+    falling: Annotated[
+        bool,
+        typer.Option(
+            "--falling", help="Exhausted when the value falls to --threshold (days left, free)."
+        ),
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """When the series crosses --threshold (eta, eta_low, eta_high), or null within the horizon."""
@@ -42,12 +48,13 @@ def forecast(
         _fail(f"{file}: need at least 3 points")
     if not math.isfinite(threshold):
         _fail("--threshold must be finite")
-    f = build_forecaster(points)
+    f = build_forecaster(points, falling)
     now = points[-1][0]
     out: dict[str, object] = {"now": now, "last_value": points[-1][1], "threshold": threshold,
                               "horizon_s": horizon_s, "eta": None, "eta_low": None,
                               "eta_high": None}  # fmt: skip
-    if points[-1][1] >= threshold:
+    last = points[-1][1]
+    if (last <= threshold) if falling else (last >= threshold):
         out.update(eta=now, eta_low=now, eta_high=now)
     else:
         eta = f.time_to_threshold(threshold, now=now)

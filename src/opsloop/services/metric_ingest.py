@@ -91,7 +91,7 @@ class MetricIngest:
         self,
         store: TelemetryStore,
         state_path: Path | None,
-        capacity: Sequence[tuple[str, float]] = (),
+        capacity: Sequence[tuple[str, float] | tuple[str, float, str]] = (),
         horizon_s: float = 7 * 86400.0,
         detect_exclude: str | None = None,
         max_series: int = 10_000,
@@ -99,7 +99,11 @@ class MetricIngest:
         self.store = store
         self.anomaly_table = LogTable(store)
         self.state_path = state_path
-        self.capacity = [(re.compile(p), float(t)) for p, t in capacity]
+        # (name regex, threshold, falling): rules are (pattern, threshold[, "up" | "down"])
+        self.capacity = [
+            (re.compile(r[0]), float(r[1]), len(r) > 2 and r[2] == "down")  # type: ignore[misc]
+            for r in capacity
+        ]
         self.horizon_s = horizon_s
         self.exclude = re.compile(detect_exclude) if detect_exclude else None
         self.max_series = max_series
@@ -170,9 +174,14 @@ class MetricIngest:
 
     # -- ingest ------------------------------------------------------------------------------
     def _capacity_threshold(self, name: str) -> float | None:
-        for rx, threshold in self.capacity:
+        rule = self.capacity_rule(name)
+        return None if rule is None else rule[0]
+
+    def capacity_rule(self, name: str) -> tuple[float, bool] | None:
+        """``(threshold, falling)`` of the first capacity rule matching ``name``, if any."""
+        for rx, threshold, falling in self.capacity:
             if rx.search(name):
-                return threshold
+                return threshold, falling
         return None
 
     def _detector(self, key: str) -> DefaultMetricDetector:
@@ -218,13 +227,13 @@ class MetricIngest:
                         raw.append(det.calibrated_score(s.ts, s.value))
                         det.learn_one(s.ts, s.value)
                         fired.append(bool(det.last_alarm))
-                threshold = self._capacity_threshold(group[0].name)
+                rule = self.capacity_rule(group[0].name)
                 for s, score, alarm, strength in zip(group, batch, fired, raw, strict=True):
                     scores.append((s.ts, s.name, s.labels, score, alarm))
                     if alarm:  # the record holds the alarm's own (un-gated) strength
                         found.append(_alarm(s, strength, det))
-                    if threshold is not None:
-                        warning = self._forecast(key, s, threshold)
+                    if rule is not None:
+                        warning = self._forecast(key, s, *rule)
                         if warning is not None:
                             found.append(warning)
             result.anomalies.extend(sorted(found, key=lambda a: a.time))
@@ -236,12 +245,15 @@ class MetricIngest:
                 self.on_anomalies(result.anomalies)
         return result
 
-    def _forecast(self, key: str, s: MetricSample, threshold: float) -> Anomaly | None:
+    def _forecast(
+        self, key: str, s: MetricSample, threshold: float, falling: bool = False
+    ) -> Anomaly | None:
         f = self.forecasters.get(key)
-        if f is None:
-            f = self.forecasters[key] = TrendForecaster()
+        if f is None or f.falling != falling:  # (a rule's direction changed: start afresh)
+            f = self.forecasters[key] = TrendForecaster(falling=falling)
         f.update(s.ts, s.value)
-        if f.n < MIN_FORECAST_POINTS or s.value >= threshold:
+        crossed = s.value <= threshold if falling else s.value >= threshold
+        if f.n < MIN_FORECAST_POINTS or crossed:
             return None
         eta = f.time_to_threshold(threshold, now=s.ts)
         if not math.isfinite(eta.seconds) or eta.seconds > self.horizon_s:
@@ -266,10 +278,12 @@ class MetricIngest:
         return Anomaly(
             "metrics.forecast", "exhaustion_forecast", 1.0 - min(eta.seconds / self.horizon_s, 1.0),
             s.ts, key,
-            [f"{s.name} is forecast to reach {threshold:g} in {hours:.1f} h "
+            [f"{s.name} is forecast to {'fall to' if falling else 'reach'} {threshold:g} in "
+             f"{hours:.1f} h "
              f"(between {eta.low / 3600:.1f} h and {eta.high / 3600:.1f} h)",
              f"now {s.value:g}"],
-            {"name": s.name, "labels": s.labels, "threshold": threshold, "eta_s": eta.seconds,
+            {"name": s.name, "labels": s.labels, "threshold": threshold, "falling": falling,
+             "eta_s": eta.seconds,
              "eta_low_s": eta.low, "eta_high_s": eta.high, "value": s.value,
              "severity": severity},
         )  # fmt: skip
@@ -356,9 +370,11 @@ def forecast_band(
     return out
 
 
-def build_forecaster(points: Sequence[tuple[float, float]]) -> TrendForecaster:
+def build_forecaster(
+    points: Sequence[tuple[float, float]], falling: bool = False
+) -> TrendForecaster:
     """A forecaster trained on stored ``(ts, value)`` points (for series without a live one)."""
-    f = TrendForecaster()
+    f = TrendForecaster(falling=falling)
     for t, x in points:
         f.update(t, x)
     return f

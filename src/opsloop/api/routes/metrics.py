@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from pydantic import BaseModel
@@ -210,8 +210,11 @@ def forecast(
     label: Annotated[list[str], Query()] = [],  # noqa: B006
     threshold: float | None = None,
     horizon: str = "7d",
+    direction: Literal["up", "down"] | None = None,
 ) -> dict[str, Any]:
-    """Forecast of one series (exact labels) with a 90 % band, and when it crosses ``threshold``."""
+    """Forecast of one series (exact labels) with a 90 % band, and when it crosses ``threshold``
+    (rising to it, or falling to it with ``direction=down``; by default the direction of the
+    capacity rule matching the name, else up)."""
     from opsloop.services.metric_ingest import build_forecaster, forecast_band
 
     labels = _labels(label)
@@ -222,18 +225,23 @@ def forecast(
     if threshold is not None and not math.isfinite(threshold):
         raise HTTPException(400, detail="threshold must be finite")
     platform = request.app.state.platform
+    if direction is None:
+        rule = platform.metrics.capacity_rule(name)
+        direction = "down" if rule is not None and rule[1] else "up"
+    falling = direction == "down"
     f = platform.metrics.forecaster(name, labels)
     now = time.time()
-    if f is None:
+    if f is None or f.falling != falling:
         points = platform.telemetry.series_points(name, labels, now - 14 * 86400, now)
         if len(points) < 3:
             raise HTTPException(404, detail="not enough samples of that exact series")
-        f = build_forecaster(points)
+        f = build_forecaster(points, falling)
     out: dict[str, Any] = {
         "name": name,
         "labels": labels,
         "band": [list(p) for p in forecast_band(f, now, horizon_s)],
         "threshold": threshold,
+        "direction": direction,
         "eta": None,
     }
     if threshold is not None:

@@ -153,9 +153,14 @@ class TrendForecaster:
         season_bins: int = 48,
         drop_k: float = 8.0,
         drop_frac: float = 0.05,
+        falling: bool = False,
     ) -> None:
         self.tau = tau
         self.drop_k, self.drop_frac = drop_k, drop_frac
+        # a resource used up as the value falls (free bytes, certificate days left): the
+        # model runs on -x, so a refill (a renewal, a clean-up) is its "drop"
+        self.falling = falling
+        self._sign = -1.0 if falling else 1.0
         self.profile = SeasonalProfile(DAY, season_bins, gamma=0.1)
         self.t_c = math.nan
         self.t_last = math.nan
@@ -195,19 +200,26 @@ class TrendForecaster:
         self.stt += w * u * u
         self.sty += w * u * y
 
-    def level(self, t: float) -> float:
-        """Deseasonalised trend line at ``t``."""
+    def _level(self, t: float) -> float:
         a, b, _ = self._coef()
         return a + b * (t - self.t_c)
 
+    def _slope(self) -> float:
+        return self._coef()[1]
+
+    def level(self, t: float) -> float:
+        """Deseasonalised trend line at ``t``."""
+        return self._sign * self._level(t)
+
     def slope(self) -> float:
         """Current trend, per second."""
-        return self._coef()[1]
+        return self._sign * self._slope()
 
     def update(self, t: float, x: float) -> bool:
         """Learn one point; returns ``True`` if it was taken as a clean-up drop (a reset)."""
         if not (math.isfinite(t) and math.isfinite(x)):
             return False
+        x = self._sign * x
         reset = False
         if self.n == 0:
             self.t_c = t
@@ -217,7 +229,7 @@ class TrendForecaster:
                 setattr(self, name, getattr(self, name) * decay)
         y = x - self.profile.value(t)
         if self.n >= 10:
-            lvl = self.level(t)
+            lvl = self._level(t)
             r = y - lvl
             # a smaller drop that persists and came at once (a step, not the falling half of a
             # cycle not learnt yet): one-sided CUSUM of -r / s with reference drop_k / 4 whose
@@ -228,7 +240,7 @@ class TrendForecaster:
             self.drop_g = max(0.0, self.drop_g - r / s - self.drop_k / 4)
             if self.drop_g > 0.0:
                 if not self.drop_run:
-                    self.run_slope = self.slope()  # before the run's points enter the fit
+                    self.run_slope = self._slope()  # before the run's points enter the fit
                 self.drop_run += 1
                 self.drop_sum -= r
                 self.drop_jump = max(self.drop_jump, self.prev_r - r)
@@ -244,7 +256,7 @@ class TrendForecaster:
             )
             if persistent or r < -max(self.drop_k * self.spread, self.drop_frac * abs(lvl)):
                 # the slope from before the drop (the run's points already lean on it)
-                b = self.run_slope if self.drop_run else self.slope()
+                b = self.run_slope if self.drop_run else self._slope()
                 self.drop_g, self.drop_run, self.drop_sum, self.drop_jump = 0.0, 0, 0.0, 0.0
                 self.prev_r, self.low_streak = 0.0, 0
                 # the old slope as a prior on the slope alone, as well known as the old fit knew
@@ -257,12 +269,12 @@ class TrendForecaster:
                 reset = True
                 self.resets += 1
         if self.n >= 1 and not reset:
-            r = y - self.level(t)
+            r = y - self._level(t)
             d = max(0.01, 1.0 / self.n)
             self.spread += d * (abs(r) - self.spread)
         self._add(t - self.t_c, y, 1.0)
         if self.n >= 2:
-            self.profile.update(t, (x - self.level(t)) - self.profile.value(t))
+            self.profile.update(t, (x - self._level(t)) - self.profile.value(t))
         self.t_last = t
         self.n += 1
         self._calibrate(t, x, reset)
@@ -284,7 +296,7 @@ class TrendForecaster:
             if self.n >= 10 and t >= self.next_issue[k]:
                 mean = self._mean(t + h)
                 if math.isfinite(mean):
-                    due.append([t + h, mean, self.slope()])
+                    due.append([t + h, mean, self._slope()])
                 self.next_issue[k] = t + h / _ISSUE_PER_HORIZON
 
     def error_model(self) -> tuple[float, float, float, float] | None:
@@ -356,6 +368,8 @@ class TrendForecaster:
         """``(mean, low, high)``: point forecast at ``t`` and its calibrated 90 % band."""
         mean = self._mean(t)
         lo, hi = self._offsets(band_only=True)(t - self.t_last)
+        if self.falling:
+            return -mean, -(mean + hi), -(mean + lo)
         return mean, mean + lo, mean + hi
 
     def time_to_threshold(self, threshold: float, now: float | None = None) -> ETA:
@@ -369,6 +383,7 @@ class TrendForecaster:
         are the same crossings of the band's edges (the upper edge gives the early end).
         """
         now = self.t_last if now is None else now
+        threshold = self._sign * threshold  # falling: -x rising to -threshold
         a, b, _ = self._coef()
         prof = self.profile
         seasonal = any(prof.count)
@@ -423,6 +438,7 @@ class TrendForecaster:
             "tau": self.tau,
             "drop_k": self.drop_k,
             "drop_frac": self.drop_frac,
+            "falling": self.falling,
             "profile": self.profile.to_dict(),
             "t_c": self.t_c,
             "t_last": self.t_last,
@@ -447,7 +463,9 @@ class TrendForecaster:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TrendForecaster:
         """Inverse of :meth:`to_dict`."""
-        obj = cls(d["tau"], drop_k=d["drop_k"], drop_frac=d["drop_frac"])
+        obj = cls(
+            d["tau"], drop_k=d["drop_k"], drop_frac=d["drop_frac"], falling=d.get("falling", False)
+        )
         obj.profile = SeasonalProfile.from_dict(d["profile"])
         obj.t_c, obj.t_last = float(d["t_c"]), float(d["t_last"])
         obj.sw, obj.st, obj.sy, obj.stt, obj.sty = (float(v) for v in d["sums"])

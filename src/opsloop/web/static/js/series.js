@@ -76,7 +76,8 @@
     plot = new uPlot(opts, [xs, v, s, a, fm, fl, fh], el);
     const eta = document.getElementById("series-eta");
     if (forecast && forecast.eta) {
-      eta.textContent = "Forecast to reach " + threshold + " at " + new Date(forecast.eta * 1000).toLocaleString();
+      const verb = forecast.direction === "down" ? "fall to " : "reach ";
+      eta.textContent = "Forecast to " + verb + threshold + " at " + new Date(forecast.eta * 1000).toLocaleString();
     } else if (threshold) {
       eta.textContent = "No crossing of " + threshold + " forecast in the next " + Math.round(span / 4 / 3600) + " h.";
     }
