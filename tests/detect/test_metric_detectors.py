@@ -545,3 +545,16 @@ def test_the_compiled_loop_works_without_a_writable_cache(monkeypatch):
     monkeypatch.setattr(steady, "run_steady", loop)
     ts, xs = _messy_series(2000, seed=12)
     assert DefaultMetricDetector().score_many(xs, ts) == _stream(DefaultMetricDetector(), ts, xs)[0]
+
+
+def test_without_numba_the_batch_path_runs_point_by_point(monkeypatch):
+    from opsloop.detect.metrics import steady
+
+    def fail(*args):
+        raise AssertionError("the compiled loop is not there")
+
+    monkeypatch.setattr(steady, "COMPILED", False)
+    monkeypatch.setattr(steady, "run_steady", fail)
+    ts, xs = _messy_series(1500, seed=13)
+    expected, _ = _stream(DefaultMetricDetector(), ts, xs)
+    assert DefaultMetricDetector().score_many(xs, ts) == expected

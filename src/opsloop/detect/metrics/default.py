@@ -21,6 +21,13 @@ _LAM1, _LAM2 = 0.1, 0.05
 _A2_SCALE = math.sqrt(_LAM1 / (2 - _LAM1))
 
 
+def _compiled() -> bool:
+    """Whether the steady-state loop is compiled (imports numba, once, on first use)."""
+    from opsloop.detect.metrics import steady
+
+    return steady.COMPILED
+
+
 class DefaultMetricDetector:
     """Streaming anomaly detector for one metric series; ``score_one`` then ``learn_one`` per point.
 
@@ -261,7 +268,9 @@ class DefaultMetricDetector:
         a4s = self.shape.score_many([xs[i] for i in idx])
         k = 0
         try:
-            while k < len(idx) and not self._warm():
+            # the start, and everything when the loop could not be compiled (numba missing:
+            # the plain loop over arrays would be slower than the per-point calls)
+            while k < len(idx) and not (self._warm() and _compiled()):
                 i = idx[k]
                 self._shape_given = a4s[k]
                 out[i] = self.score_one(ts[i], xs[i])

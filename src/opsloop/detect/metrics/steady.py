@@ -8,8 +8,9 @@ operations in the same order; numba compiles without ``fastmath``, so nothing is
 or fused). The state travels in flat arrays whose layouts the constants below name; the
 caller packs and unpacks them (``DefaultMetricDetector._run_warm``).
 
-When numba is not importable :func:`run_steady` is the plain Python function: the same
-results, about 30 times slower. ``run_steady.py_func`` is always the plain function (tests
+When numba is not importable, ``COMPILED`` is false and ``score_many`` runs every row through
+the per-row calls instead (the plain function over arrays is slower still: the loop part takes
+about 40 times as long as compiled). ``run_steady.py_func`` is always the plain function (tests
 compare the two).
 """
 
