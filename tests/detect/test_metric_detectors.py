@@ -21,6 +21,7 @@ from opsloop.detect.metrics import (
     calibrate,
     default,
     ewm,
+    moves,
     quantile,
     seasonal,
     shape,
@@ -40,7 +41,9 @@ def _run(det: DefaultMetricDetector, points) -> list[float]:
     return [det.update(t, x) for t, x in points]
 
 
-@pytest.mark.parametrize("module", [alarm, calibrate, default, ewm, quantile, seasonal, shape])
+@pytest.mark.parametrize(
+    "module", [alarm, calibrate, default, ewm, moves, quantile, seasonal, shape]
+)
 def test_doctests(module):
     result = doctest.testmod(module)
     assert result.failed == 0 and result.attempted > 0

@@ -10,6 +10,7 @@ import numpy as np
 
 from opsloop.detect.metrics.alarm import EdgeAlarm
 from opsloop.detect.metrics.calibrate import TailCalibrator
+from opsloop.detect.metrics.moves import MoveFrequency
 from opsloop.detect.metrics.seasonal import DAY, WEEK, SeasonalModel
 from opsloop.detect.metrics.shape import ShapeNovelty
 
@@ -19,6 +20,7 @@ _PERIODS: tuple[tuple[str, float, int], ...] = (("day", DAY, 288), ("week", WEEK
 _N_VIEWS = 4
 _LAM1, _LAM2 = 0.1, 0.05
 _A2_SCALE = math.sqrt(_LAM1 / (2 - _LAM1))
+_MOVES_KEPT = 64
 
 
 def _compiled() -> bool:
@@ -48,7 +50,14 @@ class DefaultMetricDetector:
     Calibration. Each ``a_j`` gets a tail probability ``p_j`` from its own
     :class:`TailCalibrator` (peaks over the 99 % quantile, memory of about 500 exceedances, a
     quantile left unexceeded for 500 points reset: a wild start does not blind it),
-    combined with Bonferroni, ``p = min(1, 4 min_j p_j)``. Alpha spending: a stream that has
+    combined with Bonferroni, ``p = min(1, 4 min_j p_j)``. Familiar moves: while the plain
+    model is active, ``p_1`` is at least the empirical frequency with which the series has
+    already moved from at least as extreme a value to at least as extreme a value
+    (:class:`MoveFrequency`, ``c / (m + 1)`` over the 64 most extreme moves each way): a
+    spike to a height the series keeps reaching is no rarer than it has been, however far it
+    is from the level, while a new height, or the second row of a level shift, keeps the
+    model's p. (Under a seasonal model a familiar value can be wrong for its phase: no
+    floor.) Alpha spending: a stream that has
     run for ``n`` points has had ``n`` chances of a false alarm, so ``p`` is multiplied by
     ``max(1, n / spend)`` — the expected number of false alarms grows like ``log n`` instead of
     ``n``. The calibrated score is ``1 - p``.
@@ -115,6 +124,8 @@ class DefaultMetricDetector:
         )
         self.ewma_z = 0.0
         self.ewma_z2 = 1.0
+        self.moves = MoveFrequency(_MOVES_KEPT)
+        self.x_last = math.nan
         self.n = 0
         self.t0 = math.nan
         self.t_last = math.nan
@@ -162,8 +173,11 @@ class DefaultMetricDetector:
         return p
 
     def _pvalue_uncached(self, t: float, x: float) -> float:
-        _, stats = self._views(t, x)
-        p = min(c.pvalue(a) for c, a in zip(self.calibrators, stats, strict=True))
+        z, stats = self._views(t, x)
+        ps = [c.pvalue(a) for c, a in zip(self.calibrators, stats, strict=True)]
+        if self.active == "none" and z != 0.0 and self.x_last == self.x_last:
+            ps[0] = max(ps[0], self.moves.floor(self.x_last, x, z > 0.0))
+        p = min(ps)
         p = min(1.0, _N_VIEWS * p)
         if self.spend > 0.0:
             p = min(1.0, p * max(1.0, self.n / self.spend))
@@ -209,6 +223,9 @@ class DefaultMetricDetector:
             self.shape.update(x)
         self.ewma_z = 0.9 * self.ewma_z + 0.1 * z
         self.ewma_z2 = 0.95 * self.ewma_z2 + 0.05 * z * z
+        if self.x_last == self.x_last:
+            self.moves.learn_one(self.x_last, x)
+        self.x_last = x
         for m in self.models.values():
             m.update(t, x)
         if self.n == 0:
@@ -324,6 +341,10 @@ class DefaultMetricDetector:
             self.spend,
         )
         F[k.SEL1], F[k.SEL2] = 2 * _PERIODS[0][1], 2 * _PERIODS[1][1]
+        F[k.XL] = self.x_last
+        mv = self.moves
+        MB, MA = mv.b.copy(), mv.a.copy()
+        MS = np.asarray([mv.size[0], mv.size[1], mv.m], dtype=np.int64)
         I = np.zeros(k.N_I, dtype=np.int64)  # noqa: E741
         I[k.N], I[k.WARMUP] = self.n, self.warmup
         I[k.ACTIVE] = ("none", "day", "week").index(self.active)
@@ -362,13 +383,17 @@ class DefaultMetricDetector:
         unga = np.zeros(len(idx))
         tv = np.asarray([ts[i] for i in idx], dtype=np.float64)
         x_arr = np.asarray(xv, dtype=np.float64)
-        k.run_steady(tv, x_arr, a4s, res, hits, unga, F, I, MF, MI, S, C, CF, CI, AF, AI)
+        k.run_steady(tv, x_arr, a4s, res, hits, unga, F, I, MF, MI, S, C, CF, CI, AF, AI,
+                     MB, MA, MS)  # fmt: skip
         for i, s, h, u in zip(idx, res.tolist(), hits.tolist(), unga.tolist(), strict=True):
             out[i] = s
             fired[i] = h
             raw[i] = u
         # unpack
         self.ewma_z, self.ewma_z2, self.t_last = float(F[k.EZ]), float(F[k.EZ2]), float(F[k.TL])
+        self.x_last = float(F[k.XL])
+        mv.b, mv.a = MB, MA
+        mv.size, mv.m = [int(MS[k.MSIZE_UP]), int(MS[k.MSIZE_DOWN])], int(MS[k.MM])
         self.n = int(I[k.N])
         self.active = ("none", "day", "week")[int(I[k.ACTIVE])]
         self.last_alarm = bool(I[k.FIRED])
@@ -416,6 +441,8 @@ class DefaultMetricDetector:
             "alarm": self.alarm.to_dict(),
             "ewma_z": self.ewma_z,
             "ewma_z2": self.ewma_z2,
+            "moves": self.moves.to_dict(),
+            "x_last": self.x_last,
             "n": self.n,
             "t0": self.t0,
             "t_last": self.t_last,
@@ -438,6 +465,10 @@ class DefaultMetricDetector:
         obj.escalate = float(d.get("escalate", 10.0))
         obj.gate.escalate = obj.alarm.escalate = obj.escalate
         obj.ewma_z, obj.ewma_z2 = float(d["ewma_z"]), float(d["ewma_z2"])
+        # snapshots from before the move floor carry no moves: it starts learning now
+        if "moves" in d:
+            obj.moves = MoveFrequency.from_dict(d["moves"])
+            obj.x_last = float(d["x_last"])
         obj.n, obj.t0, obj.t_last = int(d["n"]), float(d["t0"]), float(d["t_last"])
         obj.gaps, obj.dt = [float(g) for g in d["gaps"]], float(d["dt"])
         return obj

@@ -31,8 +31,8 @@ N_VIEWS = 4
 A2_SCALE = math.sqrt(0.1 / (2 - 0.1))  # (must equal default._A2_SCALE)
 
 # F: detector scalars (floats)
-EZ, EZ2, T0, TL, SPEND, SEL1, SEL2 = range(7)
-N_F = 7
+EZ, EZ2, T0, TL, SPEND, SEL1, SEL2, XL = range(8)
+N_F = 8
 # I: detector scalars (ints)
 N, WARMUP, ACTIVE, FIRED = range(4)
 N_I = 4
@@ -53,6 +53,10 @@ ON, OFF, ADAMP, ESC, LASTP = range(5)
 N_AF = 5
 ARMED, SINCE, QUIET, REFRACTORY, CLEAR = range(5)
 N_AI = 5
+# MB[d] / MA[d]: MoveFrequency's kept moves (b, a), d 0 upward, 1 downward (negated);
+# MS: kept per direction, then the number of moves learned
+MSIZE_UP, MSIZE_DOWN, MM = range(3)
+N_MS = 3
 
 
 def _run_steady(
@@ -72,10 +76,14 @@ def _run_steady(
     CI: Any,
     AF: Any,
     AI: Any,
+    MB: Any,
+    MA: Any,
+    MS: Any,
 ) -> None:
     """Score then learn rows ``tv``/``xv`` (shape view ``a4s``); the scores go to ``out``,
     whether an alarm fired on each row to ``fired_out``, the un-gated score to ``raw_out``."""
-    ez, ez2, t0, spend = F[EZ], F[EZ2], F[T0], F[SPEND]
+    ez, ez2, t0, spend, x_last = F[EZ], F[EZ2], F[T0], F[SPEND], F[XL]
+    n_kept = MB.shape[1]
     n, warmup, active = I[N], I[WARMUP], I[ACTIVE]
     fired = I[FIRED] != 0
     y = np.zeros(3)
@@ -134,17 +142,27 @@ def _run_steady(
         if n >= warmup:
             for c in range(4):
                 a = v[c]
-                if CI[c, CNE] < CI[c, CMIN_EXC] or a != a:
-                    continue
-                u, med, tail = CF[c, CU], CF[c, CMED], CF[c, CTAIL]
-                if a > u:
-                    w = gpd_pvalue(a, u, tail, CF[c, CMEAN], CF[c, CVAR])
-                    if w < p:
-                        p = w
-                elif a > med:
-                    w = tail if u <= med else 0.5 + (tail - 0.5) * (a - med) / (u - med)
-                    if w < p:
-                        p = w
+                w = 1.0
+                if not (CI[c, CNE] < CI[c, CMIN_EXC] or a != a):
+                    u, med, tail = CF[c, CU], CF[c, CMED], CF[c, CTAIL]
+                    if a > u:
+                        w = gpd_pvalue(a, u, tail, CF[c, CMEAN], CF[c, CVAR])
+                    elif a > med:
+                        w = tail if u <= med else 0.5 + (tail - 0.5) * (a - med) / (u - med)
+                if c == 0 and active == 0 and z != 0.0 and x_last == x_last:
+                    # familiar moves (MoveFrequency.floor)
+                    d, sg = (0, 1.0) if z > 0.0 else (1, -1.0)
+                    xq, aq = sg * x, sg * x_last
+                    cnt = 0
+                    for e in range(MS[d]):
+                        if MB[d, e] >= xq and MA[d, e] >= aq:
+                            cnt += 1
+                    if cnt > 0:
+                        fl = cnt / (MS[MM] + 1)
+                        if fl > w:
+                            w = fl
+                if w < p:
+                    p = w
         if p < 1.0:  # Bonferroni, then alpha spending (p = 1 stays 1: score 0)
             p = N_VIEWS * p
             if not p < 1.0:
@@ -217,6 +235,23 @@ def _run_steady(
                     if CF[c, CMED] > u:
                         CF[c, CMED] = u
                     CI[c, CSTALE], CF[c, CSXMAX] = 0, -math.inf
+        # the move x_last -> x is learned (MoveFrequency.learn_one)
+        if x_last == x_last:
+            for d in range(2):
+                sg = 1.0 if d == 0 else -1.0
+                used = MS[d]
+                if used < n_kept:
+                    MB[d, used], MA[d, used] = sg * x, sg * x_last
+                    MS[d] = used + 1
+                else:
+                    e_min = 0
+                    for e in range(1, n_kept):
+                        if MB[d, e] < MB[d, e_min]:
+                            e_min = e
+                    if sg * x > MB[d, e_min]:
+                        MB[d, e_min], MA[d, e_min] = sg * x, sg * x_last
+            MS[MM] += 1
+        x_last = x
         # models learn x (SeasonalModel.update)
         for j in range(3):
             if MI[j, PRESENT] == 0:
@@ -268,7 +303,7 @@ def _run_steady(
             best = 2
         if best != active and not MF[active, ERR] * 0.9 < MF[best, ERR]:
             active = best
-    F[EZ], F[EZ2], F[TL] = ez, ez2, t
+    F[EZ], F[EZ2], F[TL], F[XL] = ez, ez2, t, x_last
     I[N], I[ACTIVE], I[FIRED] = n, active, 1 if fired else 0
 
 
@@ -299,5 +334,5 @@ def warm() -> float:
     f1 = np.zeros(0)
     b1 = np.zeros(0, dtype=np.bool_)
     run_steady(f1, f1, f1, f1, b1, f1, np.zeros(N_F), np.zeros(N_I, dtype=np.int64), f2, i2,
-               f2, f2, f2, i2, f2, i2)  # fmt: skip
+               f2, f2, f2, i2, f2, i2, f2, f2, np.zeros(N_MS, dtype=np.int64))  # fmt: skip
     return time.perf_counter() - started
