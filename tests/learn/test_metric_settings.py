@@ -1,7 +1,9 @@
 """Detectors as models: metric alarm settings per series family, tuned on operators' verdicts.
 
 One family (``queue_depth``) has true incidents (a spike every 600 points) each followed by two
-flapping aftershocks (120 and 200 points later) that operators call noise; the default settings
+flapping aftershocks (120 and 200 points later) that operators call noise; every incident is
+higher than the last and its aftershocks overshoot it (a height never reached before: the
+detector's familiar-move floor does not apply, timing alone separates them); the default settings
 (alarm_p 1e-3, refractory 100) re-arm in time to alarm on the first aftershock. The pipeline
 must find settings that keep the incidents and drop the aftershocks, register and promote them,
 not promote the same result twice, and the watcher must put them into a running MetricIngest.
@@ -45,13 +47,22 @@ def kind(i: int) -> str:
     return "spike" if phase == 0 else "aftershock" if phase in AFTERSHOCKS else ""
 
 
+def bump(i: int) -> float:
+    """The height added at point ``i``: 40 at the first spike, 20 more at each later one, its
+    aftershocks 5 and 10 above it."""
+    if not kind(i):
+        return 0.0
+    cycle, phase = divmod(i - FIRST, PERIOD)
+    return 40.0 + 20.0 * cycle + (5.0 * (1 + AFTERSHOCKS.index(phase)) if phase else 0.0)
+
+
 def samples(host: str, start: int, stop: int, seed: int, name: str = FAMILY) -> list[MetricSample]:
-    """Points ``start..stop-1`` of one series: N(10, 1), +40 at spikes and aftershocks (only
-    in ``FAMILY``)."""
+    """Points ``start..stop-1`` of one series: N(10, 1), plus :func:`bump` at spikes and
+    aftershocks (only in ``FAMILY``)."""
     rng = random.Random(seed)
     out = []
     for i in range(stop):
-        x = 10.0 + rng.gauss(0.0, 1.0) + (40.0 if kind(i) and name == FAMILY else 0.0)
+        x = 10.0 + rng.gauss(0.0, 1.0) + (bump(i) if name == FAMILY else 0.0)
         if i >= start:
             out.append(MetricSample(name, x, T0 + DT * i, {"host": host}))
     return out
