@@ -175,7 +175,12 @@ class DefaultMetricDetector:
     def _pvalue_uncached(self, t: float, x: float) -> float:
         z, stats = self._views(t, x)
         ps = [c.pvalue(a) for c, a in zip(self.calibrators, stats, strict=True)]
-        if self.active == "none" and z != 0.0 and self.x_last == self.x_last:
+        if (
+            self.active == "none"
+            and z != 0.0
+            and self.x_last == self.x_last
+            and ps[0] < self.moves.bound()  # (else no floor can reach it)
+        ):
             ps[0] = max(ps[0], self.moves.floor(self.x_last, x, z > 0.0))
         p = min(ps)
         p = min(1.0, _N_VIEWS * p)
@@ -392,7 +397,7 @@ class DefaultMetricDetector:
         # unpack
         self.ewma_z, self.ewma_z2, self.t_last = float(F[k.EZ]), float(F[k.EZ2]), float(F[k.TL])
         self.x_last = float(F[k.XL])
-        mv.b, mv.a = MB, MA
+        mv.b, mv.a, mv._least = MB, MA, [-1, -1]
         mv.size, mv.m = [int(MS[k.MSIZE_UP]), int(MS[k.MSIZE_DOWN])], int(MS[k.MM])
         self.n = int(I[k.N])
         self.active = ("none", "day", "week")[int(I[k.ACTIVE])]

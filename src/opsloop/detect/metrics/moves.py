@@ -55,6 +55,11 @@ class MoveFrequency:
         self.a = np.zeros((2, k))
         self.size = [0, 0]
         self.m = 0
+        self._least = [-1, -1]  # per full row, the first index of its least extreme b
+
+    def bound(self) -> float:
+        """The largest value :meth:`floor` can take now, ``k / (m + 1)``."""
+        return self.k / (self.m + 1)
 
     def count(self, prev: float, x: float, up: bool) -> int:
         """Number of kept past moves at least as extreme as ``prev -> x`` in that direction."""
@@ -75,9 +80,12 @@ class MoveFrequency:
                 self.b[d, used], self.a[d, used] = s * x, s * prev
                 self.size[d] = used + 1
             else:
-                i = int(np.argmin(self.b[d]))
+                i = self._least[d]
+                if i < 0:
+                    i = self._least[d] = int(np.argmin(self.b[d]))
                 if s * x > self.b[d, i]:
                     self.b[d, i], self.a[d, i] = s * x, s * prev
+                    self._least[d] = -1  # found again when next needed
         self.m += 1
 
     def to_dict(self) -> dict[str, Any]:
