@@ -131,8 +131,14 @@ def group_alive(pgid: int) -> bool:
     return True
 
 
+_KILL_WAIT_S = 5.0
+
+
 def _kill_group(pgid: int, proc: subprocess.Popen, grace_s: float) -> None:
-    """SIGTERM the group, wait up to ``grace_s`` for it to go, then SIGKILL."""
+    """SIGTERM the group, wait up to ``grace_s`` for it to go, then SIGKILL and wait (up to
+    :data:`_KILL_WAIT_S`) until no member is left: a killed process dies when the kernel next
+    schedules it, which on a busy host is not at once, and the step is reported ended with its
+    group."""
     try:
         os.killpg(pgid, signal.SIGTERM)
     except ProcessLookupError:
@@ -145,6 +151,12 @@ def _kill_group(pgid: int, proc: subprocess.Popen, grace_s: float) -> None:
         time.sleep(_POLL_S)
     with contextlib.suppress(ProcessLookupError):
         os.killpg(pgid, signal.SIGKILL)
+    end = time.monotonic() + _KILL_WAIT_S
+    while time.monotonic() < end:
+        proc.poll()
+        if proc.returncode is not None and not group_alive(pgid):
+            return
+        time.sleep(_POLL_S)
 
 
 def base_env(extra: Mapping[str, str]) -> dict[str, str]:
