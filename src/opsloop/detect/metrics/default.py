@@ -20,6 +20,7 @@ _PERIODS: tuple[tuple[str, float, int], ...] = (("day", DAY, 288), ("week", WEEK
 _N_VIEWS = 4
 _LAM1, _LAM2 = 0.1, 0.05
 _A2_SCALE = math.sqrt(_LAM1 / (2 - _LAM1))
+_EWMA_CLIP = 6.0  # Huber limit of the charts' input (steady.EWMA_CLIP must equal it)
 _MOVES_KEPT = 64
 
 
@@ -42,10 +43,15 @@ class DefaultMetricDetector:
     Statistics. Four views, each sensitive to one kind of anomaly::
 
         a1 = |z|                                   (spikes)
-        a2 = |EWMA_0.1(z)| / sqrt(0.1 / 1.9)       (level shifts: EWMA control chart)
-        a3 = EWMA_0.05(z^2)                        (spread changes)
+        a2 = |EWMA_0.1(zc)| / sqrt(0.1 / 1.9)      (level shifts: EWMA control chart)
+        a3 = EWMA_0.05(zc^2)                       (spread changes)
         a4 = ShapeNovelty(x)                       (shape: distance of the last 16 points,
                                                     z-normalised, to the 1000 windows before)
+
+    The charts read ``zc``, ``z`` clipped to +-6 (Huber's robust EWMA chart): one point,
+    however wild, moves the level chart by at most 0.6 and the spread chart by 1.8, so they
+    answer persistent change (many points a little off) and leave single points to the spike
+    view, instead of echoing every spike for the next dozen points.
 
     Calibration. Each ``a_j`` gets a tail probability ``p_j`` from its own
     :class:`TailCalibrator` (peaks over the 99 % quantile, memory of about 500 exceedances, a
@@ -147,8 +153,9 @@ class DefaultMetricDetector:
         else:
             s = max(m.spread, 1e-9 * (abs(m.level) + 1.0), 1e-12)
             z = min(max(m.residual(t, x) / s, -1e6), 1e6)
-        e1 = (1 - _LAM1) * self.ewma_z + _LAM1 * z
-        e2 = (1 - _LAM2) * self.ewma_z2 + _LAM2 * z * z
+        zc = min(max(z, -_EWMA_CLIP), _EWMA_CLIP)
+        e1 = (1 - _LAM1) * self.ewma_z + _LAM1 * zc
+        e2 = (1 - _LAM2) * self.ewma_z2 + _LAM2 * zc * zc
         return z, abs(z), abs(e1) / _A2_SCALE, e2
 
     def _views(self, t: float, x: float) -> tuple[float, tuple[float, ...]]:
@@ -226,8 +233,9 @@ class DefaultMetricDetector:
                 c.update(a)
         if self._shape_given is None:
             self.shape.update(x)
-        self.ewma_z = 0.9 * self.ewma_z + 0.1 * z
-        self.ewma_z2 = 0.95 * self.ewma_z2 + 0.05 * z * z
+        zc = min(max(z, -_EWMA_CLIP), _EWMA_CLIP)
+        self.ewma_z = 0.9 * self.ewma_z + 0.1 * zc
+        self.ewma_z2 = 0.95 * self.ewma_z2 + 0.05 * zc * zc
         if self.x_last == self.x_last:
             self.moves.learn_one(self.x_last, x)
         self.x_last = x

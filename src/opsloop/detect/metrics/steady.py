@@ -29,6 +29,7 @@ __all__ = ["COMPILED", "run_steady", "warm"]
 
 N_VIEWS = 4
 A2_SCALE = math.sqrt(0.1 / (2 - 0.1))  # (must equal default._A2_SCALE)
+EWMA_CLIP = 6.0  # (must equal default._EWMA_CLIP)
 
 # F: detector scalars (floats)
 EZ, EZ2, T0, TL, SPEND, SEL1, SEL2, XL = range(8)
@@ -131,8 +132,13 @@ def _run_steady(
                 z = -1e6
             if z > 1e6:
                 z = 1e6
-        ez = 0.9 * ez + 0.1 * z
-        ez2 = 0.95 * ez2 + 0.05 * z * z
+        zc = z
+        if zc > EWMA_CLIP:
+            zc = EWMA_CLIP
+        elif zc < -EWMA_CLIP:
+            zc = -EWMA_CLIP
+        ez = 0.9 * ez + 0.1 * zc
+        ez2 = 0.95 * ez2 + 0.05 * zc * zc
         v[0] = abs(z)
         v[1] = abs(ez) / A2_SCALE
         v[2] = ez2
