@@ -143,20 +143,22 @@ def _kill_group(pgid: int, proc: subprocess.Popen, grace_s: float) -> None:
         os.killpg(pgid, signal.SIGTERM)
     except ProcessLookupError:
         return
-    end = time.monotonic() + grace_s
-    while time.monotonic() < end:
-        proc.poll()
-        if proc.returncode is not None and not group_alive(pgid):
-            return
-        time.sleep(_POLL_S)
+    if _gone_within(pgid, proc, grace_s):
+        return
     with contextlib.suppress(ProcessLookupError):
         os.killpg(pgid, signal.SIGKILL)
-    end = time.monotonic() + _KILL_WAIT_S
+    _gone_within(pgid, proc, _KILL_WAIT_S)
+
+
+def _gone_within(pgid: int, proc: subprocess.Popen, seconds: float) -> bool:
+    """Wait up to ``seconds`` for ``proc`` to exit and its group to empty; whether it did."""
+    end = time.monotonic() + seconds
     while time.monotonic() < end:
         proc.poll()
         if proc.returncode is not None and not group_alive(pgid):
-            return
+            return True
         time.sleep(_POLL_S)
+    return False
 
 
 def base_env(extra: Mapping[str, str]) -> dict[str, str]:
