@@ -44,11 +44,43 @@ def test_a_sudden_fill_warns_again_within_the_day(tmp_path):
         foreseen = before.details["eta_s"] - (after.time - before.time)
         surer = ranks.index(after.details["severity"]) > ranks.index(before.details["severity"])
         assert after.details["eta_s"] < 0.5 * foreseen or surer
-        assert after.time - before.time >= 1800.0  # never a storm
+        # never a storm: a repeat waits a tenth of the time left (at most 30 minutes)
+        assert after.time - before.time >= min(1800.0, 0.1 * after.details["eta_s"])
     assert warnings[1].details["eta_s"] < 0.6 * first_eta  # the fill, within 30 minutes
     ingest.snapshot()
     again = MetricIngest(store, tmp_path / "state.json", capacity=[("^disk$", 95.0)])
     assert again._warned_eta == ingest._warned_eta
+    store.close()
+
+
+def test_a_fast_fill_soon_after_a_slow_growth_warning_warns_before_it_is_full(tmp_path):
+    # (the demo's disk: a "full in days" warning, ten minutes later the disk fills in 15
+    # minutes; the repeat must not wait 30 minutes, by then the disk is full)
+    store = TelemetryStore(tmp_path / "t.duckdb")
+    ingest = MetricIngest(store, tmp_path / "state.json", capacity=[("^disk$", 95.0)])
+    t0 = time.time() - 6 * 3600
+    value, first, fill_from, warnings = 60.0, None, 0.0, []
+    for i in range(6 * 360):  # 10-second samples
+        t = t0 + 10 * i
+        if first is None or t < first + 600:
+            value += 0.5 / 360  # 0.5 %/h
+            fill_from = value
+        elif t < first + 600 + 900:
+            value += (98.5 - fill_from) / 90  # to 98.5 % in 15 minutes
+        else:
+            break
+        warnings += [
+            (t, value, a) for a in _warnings(ingest.ingest([MetricSample("disk", value, t)]))
+        ]
+        if warnings and first is None:
+            first = warnings[0][0]
+    assert first is not None and warnings[0][2].details["eta_s"] > 86400
+    fill = [(t, v, a) for t, v, a in warnings if t >= first + 600]
+    assert fill, "no warning while the disk filled"
+    t, v, a = fill[0]
+    assert v < 80.0 and a.details["eta_s"] < 3 * 3600
+    assert a.details["severity"] == "error"
+    assert len(fill) <= 6  # each needs the time left halved: a handful, not a storm
     store.close()
 
 

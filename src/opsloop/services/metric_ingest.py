@@ -40,7 +40,11 @@ from opsloop.store.telemetry.metrics import canonical_labels
 log = logging.getLogger("opsloop.metrics")
 STATE_VERSION = 1
 WARN_AGAIN_AFTER_S = 86400.0
-ESCALATE_AFTER_S = 1800.0  # the soonest a warning repeats because exhaustion came closer
+# the soonest a warning repeats because exhaustion came closer (or surer): a tenth of the time
+# then left, and never later than 30 minutes after the last warning (a disk that went from
+# "full in 4 days" to "full in 90 minutes" must not wait half an hour of its 90 minutes)
+ESCALATE_AFTER_S = 1800.0
+ESCALATE_FRACTION = 0.1
 MIN_FORECAST_POINTS = 30
 #: Samples of one series in one call that go through the detector's batch path; until the
 #: process has loaded its compiled loop (about 0.5-1 s, once), only batches that repay that.
@@ -264,12 +268,14 @@ class MetricIngest:
         last = self._warned.get(key, -math.inf)
         if s.ts - last < WARN_AGAIN_AFTER_S:
             # warned recently: again only if exhaustion came much closer than then foreseen, or
-            # became more certain (and not more often than every ESCALATE_AFTER_S, so a fast
-            # fill is not a storm)
+            # became more certain; and not sooner than a tenth of the time now left (at most
+            # ESCALATE_AFTER_S), so a fast fill is not a storm: each repeat needs the time left
+            # halved (or the severity raised), so a fill repeats O(log) times
             foreseen = self._warned_eta.get(key, math.inf) - (s.ts - last)
             closer = eta.seconds < 0.5 * foreseen
             surer = _SEVERITY_RANK[severity] > _SEVERITY_RANK[self._warned_sev.get(key, "info")]
-            if s.ts - last < ESCALATE_AFTER_S or not (closer or surer):
+            soonest = min(ESCALATE_AFTER_S, ESCALATE_FRACTION * eta.seconds)
+            if s.ts - last < soonest or not (closer or surer):
                 return None
         self._warned[key] = s.ts
         self._warned_eta[key] = eta.seconds
