@@ -7,6 +7,7 @@ import json
 import math
 import random
 
+import numpy as np
 import pytest
 
 from opsloop.detect.metrics import (
@@ -338,6 +339,64 @@ def test_shape_score_many_is_bit_identical_to_streaming(
         g == e or (math.isnan(g) and math.isnan(e)) for g, e in zip(got, expected, strict=True)
     )
     assert b.to_dict() == a.to_dict()
+
+
+def _counts(n: int, rate: float, seed: int) -> list[float]:
+    rng = np.random.default_rng(seed)
+    return [float(v) for v in rng.poisson(rate, n)]
+
+
+@pytest.mark.parametrize("chunk", [4096, 53])
+def test_shape_score_many_is_bit_identical_on_counts(monkeypatch, chunk):
+    # integer counts: the quantum (smallest step) is 2 first, then 1 (odd counts come later)
+    monkeypatch.setattr(shape, "_CHUNK", chunk)
+    xs = [2.0 * v for v in _counts(400, 0.4, 21)] + _counts(1200, 0.4, 22)
+    xs[500:540] = [0.0] * 40
+    xs[610] = math.inf
+    a = ShapeNovelty(16, 300)
+    expected = []
+    for x in xs:
+        expected.append(a.score(x))
+        a.update(x)
+    b = ShapeNovelty(16, 300)
+    got = b.score_many(xs[:450])
+    b = ShapeNovelty.from_dict(json.loads(json.dumps(b.to_dict())))
+    got += b.score_many(xs[450:])
+    assert all(
+        g == e or (math.isnan(g) and math.isnan(e)) for g, e in zip(got, expected, strict=True)
+    )
+    assert b.to_dict() == a.to_dict() and a.quantum == 1.0
+
+
+def test_a_flat_stretch_is_new_in_a_busy_series_not_in_sparse_counts():
+    # a low-count series (mostly zeros, now and then a 1 or 2): windows differ by a count or
+    # two, which z-normalising would blow up to whole shapes; the spread is floored at one
+    # quantum (one count), so 16 zeros in a row are close to what the series always does
+    sparse = ShapeNovelty(16, 1000)
+    for x in _counts(1500, 0.3, 23):
+        sparse.update(x)
+    assert sparse.quantum == 1.0
+    for _ in range(15):
+        sparse.update(0.0)
+    assert sparse.score(0.0) < 0.5
+    busy = ShapeNovelty(16, 1000)
+    for x in _counts(1500, 40.0, 24):
+        busy.update(x)
+    for _ in range(15):
+        busy.update(0.0)
+    assert busy.score(0.0) > 0.9  # a count of 40 a row dropping to nothing is a new shape
+
+
+def test_shape_snapshot_from_before_the_quantum_loads():
+    s = ShapeNovelty(window=8, memory=64)
+    for x in _counts(300, 0.5, 25):
+        s.update(x)
+    d = s.to_dict()
+    del d["quantum"]
+    old = ShapeNovelty.from_dict(d)
+    assert old.quantum == 0.0
+    old.update(1.0), old.update(0.0)
+    assert old.quantum == 1.0
 
 
 def test_shape_vectors_are_on_the_grid_and_distances_exact():

@@ -30,10 +30,13 @@ class ShapeNovelty:
     """Left nearest-neighbour distance of the last ``window`` points (a streaming discord score).
 
     The last ``window`` values ``w`` are centred and scaled,
-    ``v = (w - mean(w)) / max(std(w), floor * s)`` with ``s`` the slow robust spread of the
-    series (:class:`RobustEWM`), so the shape is compared independently of level and of amplitude
-    down to a noise floor (a flat stretch in a busy series is a *new* shape, noise in a flat
-    series is not). ``level`` adds the window mean as one more coordinate,
+    ``v = (w - mean(w)) / max(std(w), floor * s, q)`` with ``s`` the slow robust spread of the
+    series (:class:`RobustEWM`) and ``q`` its quantum (the smallest non-zero step between
+    consecutive values seen so far: 1 for counts, about 0 for real-valued series), so the shape
+    is compared independently of level and of amplitude down to a noise floor (a flat stretch
+    in a busy series is a *new* shape, noise in a flat series is not, and neither is a count
+    or two in a series of mostly zeros: below one quantum, z-normalising would blow a single
+    count up into a whole shape). ``level`` adds the window mean as one more coordinate,
     ``clip(level * (mean(w) - m) / s, -256, 256)``. The novelty of the current window is::
 
         d = min_k ||v - v_k|| / sqrt(window)
@@ -78,6 +81,7 @@ class ShapeNovelty:
         self.level = level
         self.scale = RobustEWM(alpha=0.01, beta=0.005)
         self.recent: list[float] = []
+        self.quantum = 0.0  # the smallest non-zero step seen so far (0: none yet)
         dim = self.window + (1 if level > 0.0 else 0)
         # One row per stored window: its vector, then its squared norm (the product of a row
         # with (-2 v, 1) is |v_k|^2 - 2 v_k . v in one pass).
@@ -97,8 +101,9 @@ class ShapeNovelty:
         """Their squared norms."""
         return self._rows[:, -1]
 
-    def _vector(self, w: list[float], s: float, m: float) -> np.ndarray | None:
-        """The grid-rounded vector of window ``w`` given the spread ``s`` and level ``m``."""
+    def _vector(self, w: list[float], s: float, m: float, q: float) -> np.ndarray | None:
+        """The grid-rounded vector of window ``w`` given the spread ``s``, level ``m`` and
+        quantum ``q``."""
         if not s > 0.0:
             return None
         n = len(w)
@@ -114,7 +119,7 @@ class ShapeNovelty:
             acc = 0.0
             for x in w:
                 acc += (x - mu) * (x - mu)
-        sd = max(math.sqrt(acc / n), self.floor * s)
+        sd = max(math.sqrt(acc / n), self.floor * s, q)
         v = (np.asarray(w, dtype=float) - mu) / sd
         if self.level > 0.0:
             lv = min(max(self.level * (mu - m) / s, -LEVEL_CLIP), LEVEL_CLIP)
@@ -140,7 +145,7 @@ class ShapeNovelty:
             return math.nan
         w = self.recent[len(self.recent) - self.window + 1 :]
         w.append(x)
-        v = self._vector(w, self.scale.spread, self.scale.level)
+        v = self._vector(w, self.scale.spread, self.scale.level, self.quantum)
         # update(x) stores this same vector (normalised with the spread known when x was
         # scored) instead of building it again
         self._last = (self.count, x, v)
@@ -168,6 +173,10 @@ class ShapeNovelty:
         if not math.isfinite(x):
             return
         self.scale.update(x)
+        if self.recent:
+            step = abs(x - self.recent[-1])
+            if step > 0.0 and (self.quantum == 0.0 or step < self.quantum):
+                self.quantum = step
         self.recent.append(x)
         if len(self.recent) > self.window:
             del self.recent[0]
@@ -176,7 +185,7 @@ class ShapeNovelty:
             if last is not None and last[0] == self.count and last[1] == x:
                 v = last[2]
             else:
-                v = self._vector(self.recent, self.scale.spread, self.scale.level)
+                v = self._vector(self.recent, self.scale.spread, self.scale.level, self.quantum)
             if v is not None:
                 self._store(v)
         self._last = None
@@ -213,8 +222,18 @@ class ShapeNovelty:
         ent_s: list[float] = []
         ent_m: list[float] = []
         ent_q: list[bool] = []
-        j = 0
+        ent_u: list[float] = []
+        # the quantum before and after each value (the smallest non-zero step so far)
         nf = len(xf)
+        q_cum = np.full(nf + 1, self.quantum if self.quantum > 0.0 else math.inf)
+        if nf:
+            prev = np.asarray(self.recent[-1:] + xf[:-1], dtype=float)
+            steps = np.abs(np.asarray(xf[nf - len(prev) :], dtype=float) - prev)
+            steps[steps == 0.0] = math.inf
+            q_cum[1 + nf - len(prev) :] = steps
+            np.minimum.accumulate(q_cum, out=q_cum)
+        q_cum[np.isinf(q_cum)] = 0.0
+        j = 0
         while j < nf and not (
             rlen == W and count >= 2 * W and n >= 3 and 1.0 / (n + 1) <= alpha and 1.0 / n <= beta
         ):
@@ -244,6 +263,7 @@ class ShapeNovelty:
                     ent_s.append(s_use)
                     ent_m.append(m_use)
                     ent_q.append(scored)
+                    ent_u.append(float(q_cum[j] if scored else q_cum[j + 1]))
                     count += 1
             j += 1
         j_fast = j
@@ -267,6 +287,7 @@ class ShapeNovelty:
                 spr = omb * spr + bm * abs(r)
             n += nf - j
         sc.level, sc.spread, sc.n = lev, spr, n
+        self.quantum = float(q_cum[nf])
         self.recent = (self.recent + xf[-W:])[-W:]
         self._last = None
         sp_arr = np.asarray(sp, dtype=float)
@@ -290,7 +311,8 @@ class ShapeNovelty:
         acc = 0.0 + sq[:, 0]
         for i in range(1, W):
             acc += sq[:, i]
-        sd = np.maximum(np.sqrt(acc / W), self.floor * s_arr)
+        q_arr = np.concatenate([np.asarray(ent_u, dtype=float), q_cum[j_fast:nf][keep_fast]])
+        sd = np.maximum(np.maximum(np.sqrt(acc / W), self.floor * s_arr), q_arr)
         v = dev / sd[:, None]
         if self.level > 0.0:
             m_arr = np.concatenate([np.asarray(ent_m, dtype=float), np.asarray(mp)[keep_fast]])
@@ -350,6 +372,7 @@ class ShapeNovelty:
             "level": self.level,
             "scale": self.scale.to_dict(),
             "recent": list(self.recent),
+            "quantum": self.quantum,
             "bank": bank[:n].tolist() if self.count < self.memory else bank.tolist(),
             "head": self.head,
             "count": self.count,
@@ -361,6 +384,7 @@ class ShapeNovelty:
         obj = cls(d["window"], d["memory"], d["floor"], d["level"])
         obj.scale = RobustEWM.from_dict(d["scale"])
         obj.recent = [float(v) for v in d["recent"]]
+        obj.quantum = float(d.get("quantum", 0.0))  # (older snapshots: learnt again)
         rows = d["bank"]
         if rows:
             bank = np.rint(np.asarray(rows, dtype=float) * GRID) / GRID
