@@ -177,7 +177,8 @@ class MetricIngest:
         return True
 
     # -- ingest ------------------------------------------------------------------------------
-    def _capacity_threshold(self, name: str) -> float | None:
+    def capacity_threshold(self, name: str) -> float | None:
+        """The threshold of the first capacity rule matching ``name`` (``None``: none)."""
         rule = self.capacity_rule(name)
         return None if rule is None else rule[0]
 

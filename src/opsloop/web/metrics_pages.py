@@ -49,7 +49,7 @@ def series_view(
         return RedirectResponse("/login", status_code=303)
     labels = dict(x.partition("=")[::2] for x in label if "=" in x)
     platform = request.app.state.platform
-    threshold = platform.metrics._capacity_threshold(name)
+    threshold = platform.metrics.capacity_threshold(name)
     return page(
         request, "series_view.html", "metrics", principal=principal, name=name, labels=labels,
         threshold=threshold,
