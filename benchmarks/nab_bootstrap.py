@@ -15,8 +15,8 @@ What it estimates, and its limits:
 
 * The spread of the normalised score over corpora drawn the way this subset was drawn. It is
   not a score on the 27 held-back series: their make-up differs (other categories, other
-  window counts), and 31 files is a small base, so rare kinds of series are under-represented
-  in every resample.
+  window counts), and a resample can only recombine these 31 files: a kind of series absent
+  from them is never drawn.
 * The detector's settings were chosen on these same 31 files, so each resample is in-sample
   for opsloop. Resampling does not remove that selection bias, and the bootstrap mean carries
   the same optimism as the full-subset score.
@@ -29,7 +29,7 @@ What it estimates, and its limits:
   full corpus, assuming the gap carries over. Only detectors with per-row results under
   ``reference_results/`` can be resampled. windowedGaussian's shipped results are rounded to
   6 digits, which ties rows and costs it 8 points, so it is rebuilt at 12 digits with
-  ``nab_reference_check.windowed_gaussian`` (reproduces its published 36.71 on this subset).
+  NAB's port in ``nab_reference_check`` (reproduces its published 36.71 on this subset).
 """
 
 from __future__ import annotations
@@ -46,11 +46,25 @@ from opsloop.detect.metrics.nab_scoring import PROFILES, FileLabels, score_corpu
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import nab
-from nab_reference_check import windowed_gaussian
+from nab_reference_check import _normal_probability
 
 OURS = "opsloop default"
 BAR = 65.0
 Results = dict[str, np.ndarray]
+
+
+def windowed_gaussian(x: np.ndarray, size: int = 6400, step: int = 100) -> np.ndarray:
+    """``nab_reference_check.windowed_gaussian`` (NAB's port) on array slices instead of lists:
+    the same sums in the same order, identical on every row of the subset, 10x faster."""
+    out = np.zeros(len(x))
+    mean, std = 0.0, 1.0
+    for i, v in enumerate(x.tolist()):
+        if i:
+            out[i] = 1 - _normal_probability(v, mean, std)
+        if i < size or (i + 1 - size) % step == 0:
+            w = x[max(0, i + 1 - size) : i + 1]
+            mean, std = float(np.mean(w)), float(np.std(w)) or 0.000001
+    return np.array([float(f"{s:.12g}") for s in out.tolist()])
 
 
 def bootstrap(
@@ -118,10 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     ref_dirs = sorted(p.name for p in (args.data / "reference_results").iterdir() if p.is_dir())
     detectors = {d: nab.load_reference(args.data, d, names) for d in ref_dirs}
     if "windowedGaussian" in detectors:  # shipped at 6 digits (ties rows): rebuild at 12
-        detectors["windowedGaussian"] = {
-            n: np.array([float(f"{s:.12g}") for s in windowed_gaussian(x.tolist())])
-            for n, (_, x) in series.items()
-        }
+        detectors["windowedGaussian"] = {n: windowed_gaussian(x) for n, (_, x) in series.items()}
     detectors[OURS], detect_seconds = nab.run_detector(series)
 
     rng = np.random.default_rng(args.seed)
