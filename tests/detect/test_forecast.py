@@ -267,3 +267,30 @@ def test_a_falling_resource_certificate_days_left_with_renewals():
     assert up.time_to_threshold(7.0).seconds == 0.0
     g = TrendForecaster.from_dict(json.loads(json.dumps(f.to_dict())))
     assert g.falling and g.time_to_threshold(7.0) == eta
+
+
+@pytest.mark.parametrize("falling", [False, True])
+def test_a_sudden_fast_fill_is_forecast_in_minutes_not_days(falling):
+    # a day of slow growth (0.5 %/day, 10-second samples), then the disk fills 2.5 % a
+    # minute: the 3-day fit would take hours to see it; the recent pace sees it in minutes
+    # (falling: free space, the mirror image)
+    rng = random.Random(5)
+    sign = -1.0 if falling else 1.0
+    f = TrendForecaster(falling=falling)
+    t, used = 0.0, 60.0
+    for _ in range(8640):
+        t += 10.0
+        used += 0.5 / 8640
+        f.update(t, sign * (used + rng.gauss(0.0, 0.05)))
+    threshold = sign * 95.0
+    assert f.time_to_threshold(threshold).seconds > 3 * DAY
+    for _ in range(18):  # three minutes of the fill
+        t += 10.0
+        used += 2.5 / 6
+        f.update(t, sign * (used + rng.gauss(0.0, 0.05)))
+    truth = (95.0 - used) / (2.5 / 60)
+    eta = f.time_to_threshold(threshold)
+    assert eta.seconds == pytest.approx(truth, rel=0.15)
+    assert eta.low <= eta.seconds <= eta.high < 2 * truth
+    g = TrendForecaster.from_dict(json.loads(json.dumps(f.to_dict())))
+    assert g.time_to_threshold(threshold) == eta

@@ -7,6 +7,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from opsloop.detect.metrics.recent_trend import RecentTrend
 from opsloop.detect.metrics.seasonal import DAY, SeasonalProfile
 
 __all__ = [
@@ -121,7 +122,10 @@ class TrendForecaster:
     so growth resumes at once and a few hours of new points do not override days of them.
 
     Forecast: ``x_hat(t) = a + b (t - t_c) + S(t)``. ``time_to_threshold`` is the first ``t``
-    with ``x_hat(t) >= thr`` (at the time of day the cycle peaks).
+    with ``x_hat(t) >= thr`` (at the time of day the cycle peaks), or sooner if the pace of the
+    last hour says so (:class:`~opsloop.detect.metrics.recent_trend.RecentTrend`, restarted
+    when the pace changes, consulted only for crossings within 4 hours): a fit with three
+    days' memory takes hours to see a disk that started filling in minutes.
 
     Its intervals are calibrated on the forecaster's own record on the series (split
     conformal). Every ``h / 12`` seconds it issues a forecast for each horizon ``h`` in
@@ -162,6 +166,8 @@ class TrendForecaster:
         self.falling = falling
         self._sign = -1.0 if falling else 1.0
         self.profile = SeasonalProfile(DAY, season_bins, gamma=0.1)
+        # the pace of the last hour (a fill that starts fast is seen in minutes, not days)
+        self.recent = RecentTrend()
         self.t_c = math.nan
         self.t_last = math.nan
         self.sw = self.st = self.sy = self.stt = self.sty = 0.0
@@ -220,6 +226,7 @@ class TrendForecaster:
         if not (math.isfinite(t) and math.isfinite(x)):
             return False
         x = self._sign * x
+        self.recent.update(t, x)
         reset = False
         if self.n == 0:
             self.t_c = t
@@ -430,7 +437,9 @@ class TrendForecaster:
             return math.inf  # the edge falls away faster than the trend brings it up
 
         point = first_crossing(None) if b > 0 or seasonal else math.inf
-        return ETA(point, min(first_crossing(1), point), max(first_crossing(0), point))
+        eta = ETA(point, min(first_crossing(1), point), max(first_crossing(0), point))
+        fast = self.recent.eta(threshold, now)
+        return fast if fast is not None and fast.seconds < eta.seconds else eta
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able state."""
@@ -455,6 +464,7 @@ class TrendForecaster:
                 self.low_streak,
                 self.run_slope,
             ],
+            "recent": self.recent.to_dict(),
             "pending": [[list(p) for p in due] for due in self.pending],
             "next_issue": list(self.next_issue),
             "errors": [[list(p) for p in e] for e in self.errors],
@@ -475,6 +485,8 @@ class TrendForecaster:
             obj.run_slope = float(run_slope)
             obj.drop_g, obj.drop_run, obj.low_streak = float(g), int(run), int(streak)
             obj.drop_sum, obj.drop_jump, obj.prev_r = float(total), float(jump), float(prev)
+        if "recent" in d:  # (older snapshots learn the recent pace again)
+            obj.recent = RecentTrend.from_dict(d["recent"])
         if "errors" in d:  # snapshots before the self-calibration start with an empty record
             obj.pending = [[[float(v) for v in p] for p in due] for due in d["pending"]]
             obj.next_issue = [float(v) for v in d["next_issue"]]
