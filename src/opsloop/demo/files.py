@@ -2,9 +2,12 @@
 
 Written only when missing, so an operator can edit them between demo runs.
 
-* ``runbooks/demo-disk-cleanup.yaml`` — preventive: when opsloop forecasts that a disk fills
-  up (``exhaustion_forecast`` on a ``host_disk*`` series), clean up before it does (here: a
-  harmless command that says what a real one would do); cooldown per series, several disks
+* ``runbooks/demo-disk-cleanup.yaml`` — preventive: when opsloop forecasts that a disk surely
+  fills up soon (an ``exhaustion_forecast`` of severity ``error`` on a ``host_disk*`` series:
+  the forecast's interval ends within a quarter of the horizon), clean up before it does
+  (here: a harmless command that says what a real one would do; a mere "possible within the
+  week" must not spend the cooldown that an imminent fill then needs); cooldown per series,
+  several disks
   at once (a memory forecast on another host in the same batch must not take its only slot);
 * ``runbooks/demo-retrain-churn.yaml`` — when the churn model drifts (``model_drift``), run its
   training pipeline on recent (drifted) customers; the new version becomes ``challenger``;
@@ -21,7 +24,7 @@ DISK_CLEANUP = """\
 name: demo-disk-cleanup
 description: Preventive - free disk space before a forecast exhaustion (demo).
 triggers:
-  - anomaly: {kind: exhaustion_forecast, matchers: '{metric=~"host_disk.*"}'}
+  - anomaly: {kind: exhaustion_forecast, matchers: '{metric=~"host_disk.*", severity="error"}'}
 policies: {cooldown_s: 30, max_concurrent: 4, timeout_s: 60}
 steps:
   - id: cleanup
