@@ -39,6 +39,7 @@ def test_a_fill_that_starts_fast_is_timed_within_minutes():
     eta = rt.eta(95.0, t)
     truth = (95.0 - x) / (2.0 / 60)
     assert eta is not None and eta.seconds == pytest.approx(truth, rel=0.15)
+    assert eta.source == "recent"
     assert eta.low <= eta.seconds <= eta.high < 1.5 * truth
     back = RecentTrend.from_dict(json.loads(json.dumps(rt.to_dict())))
     assert back.eta(95.0, t) == eta

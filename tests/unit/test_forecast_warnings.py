@@ -80,6 +80,8 @@ def test_a_fast_fill_soon_after_a_slow_growth_warning_warns_before_it_is_full(tm
     t, v, a = fill[0]
     assert v < 80.0 and a.details["eta_s"] < 3 * 3600
     assert a.details["severity"] == "error"
+    assert a.details["eta_source"] == "recent" and "pace of the last hour" in a.evidence[0]
+    assert warnings[0][2].details["eta_source"] == "trend"
     assert len(fill) <= 6  # each needs the time left halved: a handful, not a storm
     store.close()
 

@@ -118,6 +118,7 @@ def test_forecast_and_early_warning(client, make_token, platform):
     hours = (body["eta"] - now) / 3600
     assert 22 < hours < 28, hours
     assert body["eta_low"] <= body["eta"] <= (body["eta_high"] or math.inf)
+    assert body["eta_source"] == "trend"  # a steady 1 %/h: the long fit answers
     assert len(body["band"]) == 48
     r = client.get("/api/v1/metrics/forecast?name=nothing&threshold=1", headers=h)
     assert r.status_code == 404

@@ -63,6 +63,7 @@ def forecast(
                 eta=now + eta.seconds,
                 eta_low=now + eta.low,
                 eta_high=now + eta.high if math.isfinite(eta.high) else None,
+                eta_source=eta.source,
             )
     if as_json:
         typer.echo(json.dumps(out))

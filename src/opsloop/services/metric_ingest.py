@@ -287,11 +287,13 @@ class MetricIngest:
             s.ts, key,
             [f"{s.name} is forecast to {'fall to' if falling else 'reach'} {threshold:g} in "
              f"{hours:.1f} h "
-             f"(between {eta.low / 3600:.1f} h and {eta.high / 3600:.1f} h)",
+             f"(between {eta.low / 3600:.1f} h and {eta.high / 3600:.1f} h)"
+             + (" at the pace of the last hour" if eta.source == "recent" else ""),
              f"now {s.value:g}"],
             {"name": s.name, "labels": s.labels, "threshold": threshold, "falling": falling,
              "eta_s": eta.seconds,
-             "eta_low_s": eta.low, "eta_high_s": eta.high, "value": s.value,
+             "eta_low_s": eta.low, "eta_high_s": eta.high, "eta_source": eta.source,
+             "value": s.value,
              "severity": severity},
         )  # fmt: skip
 

@@ -250,6 +250,7 @@ def forecast(
             out["eta"] = now + eta.seconds
             out["eta_low"] = now + eta.low
             out["eta_high"] = now + eta.high if math.isfinite(eta.high) else None
+            out["eta_source"] = eta.source  # "trend", or "recent": the last hour's pace
     return out
 
 

@@ -98,11 +98,15 @@ def conformal_bounds(errors: Sequence[float], coverage: float = COVERAGE) -> tup
 
 @dataclass(frozen=True)
 class ETA:
-    """Time to threshold in seconds: point estimate and an approximate 90 % interval."""
+    """Time to threshold in seconds: point estimate and an approximate 90 % interval.
+
+    ``source`` says which fit answered: ``"trend"`` (the long fit with its daily profile) or
+    ``"recent"`` (the pace of the last hour, :class:`RecentTrend`)."""
 
     seconds: float
     low: float
     high: float
+    source: str = "trend"
 
 
 class TrendForecaster:

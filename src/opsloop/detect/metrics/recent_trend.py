@@ -123,13 +123,14 @@ class RecentTrend:
             return None
         gap = threshold - (a + b * (now - self.t_ref))
         if gap <= 0.0:
-            return ETA(0.0, 0.0, 0.0)
+            return ETA(0.0, 0.0, 0.0, "recent")
         point = gap / b
         if point > self.reach * self.tau:
             return None
         sd_b = math.sqrt(self.spread**2 * math.pi / 2 / (w * vu))
         slow = b - 1.645 * sd_b
-        return ETA(point, gap / (b + 1.645 * sd_b), gap / slow if slow > 0.0 else math.inf)
+        high = gap / slow if slow > 0.0 else math.inf
+        return ETA(point, gap / (b + 1.645 * sd_b), high, "recent")
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able state."""

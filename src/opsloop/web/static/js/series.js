@@ -77,7 +77,8 @@
     const eta = document.getElementById("series-eta");
     if (forecast && forecast.eta) {
       const verb = forecast.direction === "down" ? "fall to " : "reach ";
-      eta.textContent = "Forecast to " + verb + threshold + " at " + new Date(forecast.eta * 1000).toLocaleString();
+      eta.textContent = "Forecast to " + verb + threshold + " at " + new Date(forecast.eta * 1000).toLocaleString()
+        + (forecast.eta_source === "recent" ? " (at the pace of the last hour)" : "");
     } else if (threshold) {
       eta.textContent = "No crossing of " + threshold + " forecast in the next " + Math.round(span / 4 / 3600) + " h.";
     }
