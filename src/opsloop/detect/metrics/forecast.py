@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
+from opsloop.detect.metrics.eta import ETA
 from opsloop.detect.metrics.recent_trend import RecentTrend
 from opsloop.detect.metrics.seasonal import DAY, SeasonalProfile
 
@@ -94,19 +94,6 @@ def conformal_bounds(errors: Sequence[float], coverage: float = COVERAGE) -> tup
     lo = e[lo_rank - 1] if lo_rank >= 1 else -math.inf
     hi = e[hi_rank - 1] if hi_rank <= n else math.inf
     return lo, hi
-
-
-@dataclass(frozen=True)
-class ETA:
-    """Time to threshold in seconds: point estimate and an approximate 90 % interval.
-
-    ``source`` says which fit answered: ``"trend"`` (the long fit with its daily profile) or
-    ``"recent"`` (the pace of the last hour, :class:`RecentTrend`)."""
-
-    seconds: float
-    low: float
-    high: float
-    source: str = "trend"
 
 
 class TrendForecaster:

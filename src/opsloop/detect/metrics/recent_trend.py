@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from opsloop.detect.metrics.forecast import ETA
+from opsloop.detect.metrics.eta import ETA
 
 __all__ = ["RecentTrend"]
 
@@ -79,6 +78,7 @@ class RecentTrend:
             decay = math.exp(-max(t - self.t_last, 0.0) / self.tau)
             self.sums = [v * decay for v in self.sums]
         u = t - self.t_ref
+        restarted = False
         fit = self._fit() if self.n >= 10 else None
         if fit is not None:
             a, b, _, _ = fit
@@ -97,24 +97,21 @@ class RecentTrend:
                 self.sums = list(self.run)  # (this point is among them)
                 self.g, self.streak, self.run = 0.0, 0, [0.0] * 5
                 self.restarts += 1
-                self.t_last = t
-                self.n += 1
-                return
+                restarted = True
         elif self.n >= 1:
             # warm-up: the spread of first differences, a stand-in until the fit stands
             alpha = 1.0 / (self.n + 1)
             self.spread += alpha * (abs(x - self._last_x) - self.spread)
-        for i, v in enumerate((1.0, u, x, u * u, u * x)):
-            self.sums[i] += v
+        if not restarted:
+            for i, v in enumerate((1.0, u, x, u * u, u * x)):
+                self.sums[i] += v
         self._last_x = x
         self.t_last = t
         self.n += 1
 
     def eta(self, threshold: float, now: float) -> ETA | None:
-        """:class:`~opsloop.detect.metrics.forecast.ETA` of the crossing at this pace (see the
+        """:class:`~opsloop.detect.metrics.eta.ETA` of the crossing at this pace (see the
         class), or ``None``."""
-        from opsloop.detect.metrics.forecast import ETA  # (it imports this module)
-
         fit = self._fit()
         if fit is None or fit[2] < 10.0:
             return None
