@@ -7,8 +7,8 @@ Written only when missing, so an operator can edit them between demo runs.
   the forecast's interval ends within a quarter of the horizon), clean up before it does
   (here: a harmless command that says what a real one would do; a mere "possible within the
   week" must not spend the cooldown that an imminent fill then needs); cooldown per series,
-  several disks
-  at once (a memory forecast on another host in the same batch must not take its only slot);
+  several disks at once (a memory forecast on another host in the same batch must not take
+  its only slot);
 * ``runbooks/demo-retrain-churn.yaml`` — when the churn model drifts (``model_drift``), run its
   training pipeline on recent (drifted) customers; the new version becomes ``challenger``;
 * ``runbooks/demo-web-diagnostics.yaml``, ``runbooks/demo-batch-restart.yaml`` — routine
