@@ -6,7 +6,8 @@ A seeded generator (``numpy.random.default_rng(seed)``) writes a corpus in NAB's
 real subset. Nothing here was fitted to a detector: the recipe was fixed before any detector
 was run on it, and it is used for reporting only, never to choose a configuration.
 
-Each series: 5-minute samples, 4032 rows (14 days) or, one time in four, 10080 rows (35 days);
+Each series: 5-minute samples (``--step`` for another interval), 4032 rows (14 days) or, one
+time in four, 10080 rows (35 days);
 a base level, a daily cycle (amplitude 0-3 noise units, random phase, sometimes a weekend dip),
 a linear trend (up to +-2 noise units per day), noise (Gaussian, Student-t with 3 degrees of
 freedom, or Poisson counts) and, one time in five, no anomaly. Otherwise 1-3 anomalies after
@@ -38,7 +39,12 @@ from typing import Any
 
 import numpy as np
 
-from opsloop.detect.metrics.nab_scoring import PROFILES, FileLabels, score_corpus
+from opsloop.detect.metrics.nab_scoring import (
+    PROFILES,
+    FileLabels,
+    probationary_length,
+    score_corpus,
+)
 
 SEED = 20240604
 N_SERIES = 40
@@ -48,18 +54,20 @@ T0 = datetime(2024, 1, 1, tzinfo=UTC).timestamp()
 KINDS = ("spike", "level", "variance", "season", "drift")
 
 
-def _series(rng: np.random.Generator) -> tuple[np.ndarray, list[tuple[int, int]], list[str]]:
-    n = 10080 if rng.random() < 0.25 else 4032
+def _series(
+    rng: np.random.Generator, day_rows: int = DAY_ROWS
+) -> tuple[np.ndarray, list[tuple[int, int]], list[str]]:
+    n = 35 * day_rows if rng.random() < 0.25 else 14 * day_rows
     i = np.arange(n, dtype=float)
     amp = float(rng.choice([0.0, rng.uniform(0.5, 1.5), rng.uniform(2.0, 3.0)]))
     phase = rng.uniform(0, 2 * np.pi)
-    day = np.sin(2 * np.pi * i / DAY_ROWS + phase)
+    day = np.sin(2 * np.pi * i / day_rows + phase)
     weekend = rng.random() < 0.3
-    trend = rng.uniform(-2.0, 2.0) / DAY_ROWS if rng.random() < 0.5 else 0.0
+    trend = rng.uniform(-2.0, 2.0) / day_rows if rng.random() < 0.5 else 0.0
     noise_kind = rng.choice(["gauss", "t3", "poisson"])
     cycle = amp * day
     if weekend:
-        cycle = cycle - amp * ((i // DAY_ROWS) % 7 >= 5)
+        cycle = cycle - amp * ((i // day_rows) % 7 >= 5)
     level = np.zeros(n)
     noise_mult = np.ones(n)
     n_anom = 0 if rng.random() < 0.2 else int(rng.integers(1, 4))
@@ -91,7 +99,7 @@ def _series(rng: np.random.Generator) -> tuple[np.ndarray, list[tuple[int, int]]
             ramp = np.clip((i - c) / span, 0.0, 1.0)
             level += sign * rng.uniform(3.0, 6.0) * ramp
         else:  # season
-            span = int(rng.integers(1, 3)) * DAY_ROWS
+            span = int(rng.integers(1, 3)) * day_rows
             seg = slice(c, min(n, c + span))
             if rng.random() < 0.5:
                 cycle[seg] = 0.0
@@ -119,13 +127,21 @@ def _series(rng: np.random.Generator) -> tuple[np.ndarray, list[tuple[int, int]]
     return x, windows, kinds
 
 
-def generate(seed: int = SEED, n_series: int = N_SERIES) -> dict[str, Any]:
-    """``{name: (timestamps, values, windows (row indices), kinds)}`` of the synthetic corpus."""
+def generate(seed: int = SEED, n_series: int = N_SERIES, step: float = STEP) -> dict[str, Any]:
+    """``{name: (timestamps, values, windows (row indices), kinds)}`` of the synthetic corpus.
+
+    ``step``: the sampling interval in seconds (300 by default, NAB's). Daily things (the
+    cycle, the trend per day, the length of a series and of a ``season`` anomaly) keep their
+    length in time; the other anomalies keep their length in rows.
+    """
+    day_rows = round(86400.0 / step)
+    if 86400.0 / step != day_rows or day_rows < 8:
+        raise ValueError("step must divide a day into at least 8 rows")
     rng = np.random.default_rng(seed)
     out: dict[str, Any] = {}
     for k in range(n_series):
-        x, windows, kinds = _series(rng)
-        ts = T0 + STEP * np.arange(len(x))
+        x, windows, kinds = _series(rng, day_rows)
+        ts = T0 + step * np.arange(len(x))
         out[f"synthetic/syn_{k:03d}.csv"] = (ts, x, windows, kinds)
     return out
 
@@ -150,9 +166,13 @@ def write_corpus(corpus: dict[str, Any], out: Path) -> None:
     (out / "labels" / "combined_windows.json").write_text(json.dumps(labels, indent=1))
 
 
-def score(corpus: dict[str, Any], factory: Any) -> tuple[dict[str, float], float]:
-    """Normalised NAB score per profile of ``factory()`` detectors, and points per second."""
-    results, labels = {}, {}
+def score(
+    corpus: dict[str, Any], factory: Any, results: dict[str, list[float]] | None = None
+) -> tuple[dict[str, float], float]:
+    """Normalised NAB score per profile of ``factory()`` detectors, and points per second;
+    the per-row scores go into ``results`` when it is given."""
+    results = {} if results is None else results
+    labels = {}
     points, seconds = 0, 0.0
     for name, (ts, x, windows, _) in corpus.items():
         started = time.perf_counter()
@@ -164,26 +184,49 @@ def score(corpus: dict[str, Any], factory: Any) -> tuple[dict[str, float], float
     return scores, points / seconds
 
 
+def gate_counts(
+    corpus: dict[str, Any], results: dict[str, list[float]], threshold: float = 0.99
+) -> tuple[int, int, int]:
+    """``(windows with a row scoring >= threshold, windows, rows >= threshold outside every
+    window)``, rows of NAB's probationary period left out (0.99 is the detector's gate)."""
+    found = total = false_rows = 0
+    for name, (_, x, windows, _) in corpus.items():
+        s = np.asarray(results[name])
+        s[: probationary_length(len(x))] = 0.0
+        outside = np.ones(len(x), dtype=bool)
+        for a, b in windows:
+            outside[a : b + 1] = False
+            total += 1
+            found += bool((s[a : b + 1] >= threshold).any())
+        false_rows += int(((s >= threshold) & outside).sum())
+    return found, total, false_rows
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seed", type=int, default=SEED)
     ap.add_argument("--series", type=int, default=N_SERIES)
+    ap.add_argument("--step", type=float, default=STEP, help="sampling interval, seconds")
     ap.add_argument("--out", type=Path, help="also write the corpus in NAB's layout here")
     args = ap.parse_args(argv)
-    corpus = generate(args.seed, args.series)
+    corpus = generate(args.seed, args.series, args.step)
     if args.out:
         write_corpus(corpus, args.out)
     from opsloop.detect.metrics import DefaultMetricDetector
     from opsloop.services.bench_nab import one_blas_thread
 
     kinds = [k for *_, ks in corpus.values() for k in ks]
+    results: dict[str, list[float]] = {}
     with one_blas_thread():
-        scores, rate = score(corpus, DefaultMetricDetector)
+        scores, rate = score(corpus, DefaultMetricDetector, results)
     print(
-        f"seed {args.seed}: {len(corpus)} series, {sum(len(c[1]) for c in corpus.values())} "
-        f"points, {len(kinds)} windows ({', '.join(f'{k} {kinds.count(k)}' for k in KINDS)})"
+        f"seed {args.seed}, step {args.step:g} s: {len(corpus)} series, "
+        f"{sum(len(c[1]) for c in corpus.values())} points, {len(kinds)} windows "
+        f"({', '.join(f'{k} {kinds.count(k)}' for k in KINDS)})"
     )
     print(" / ".join(f"{p} {s:.2f}" for p, s in scores.items()), f"({rate:,.0f} points/s)")
+    found, total, false_rows = gate_counts(corpus, results)
+    print(f"at the gate (score >= 0.99): {found} of {total} windows, {false_rows} false rows")
     return 0
 
 

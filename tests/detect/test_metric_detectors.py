@@ -107,6 +107,34 @@ def test_daily_seasonality_is_learned():
     assert det.calibrated_score(t_peak + 43200.0, peak) > 0.999
 
 
+@pytest.mark.parametrize("step", [15.0, 300.0])
+def test_a_daily_bin_learns_the_same_share_per_day_at_any_sampling_interval(step):
+    # a square daily cycle of +-5 for four days, then +-7: after one day of the new cycle
+    # the daily profile has moved a fraction of the way (at most 20 %: the level takes part),
+    # sampled every 15 s (20 points a 5-minute bin) as every 5 minutes (one point); learning
+    # 20 % per point moved it all the way at 15 s (and past it: 1.2)
+    rng = random.Random(3)
+    det = DefaultMetricDetector()
+
+    def day_of(amp: float, start: float) -> None:
+        for i in range(round(86400.0 / step)):
+            t = start + i * step
+            det.learn_one(t, 50.0 + (amp if (t % 86400.0) < 43200.0 else -amp) + rng.gauss(0, 1))
+
+    def half_gap() -> float:
+        s = det.models["day"].profile.s
+        half = len(s) // 2  # bins at the edges of each half mix both halves: leave them out
+        return (sum(s[2 : half - 2]) - sum(s[half + 2 : -2])) / (2 * (half - 4))
+
+    for d in range(4):
+        day_of(5.0, d * 86400.0)
+    before = half_gap()
+    day_of(7.0, 4 * 86400.0)
+    moved = (half_gap() - before) / 2.0
+    assert 4.0 < before < 5.5
+    assert 0.05 < moved < 0.35
+
+
 def test_to_dict_round_trip_gives_identical_scores():
     det = DefaultMetricDetector()
     pts = list(_series(2500, seed=4, season=5.0))

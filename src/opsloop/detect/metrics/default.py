@@ -22,6 +22,17 @@ _LAM1, _LAM2 = 0.1, 0.05
 _A2_SCALE = math.sqrt(_LAM1 / (2 - _LAM1))
 _EWMA_CLIP = 6.0  # Huber limit of the charts' input (steady.EWMA_CLIP must equal it)
 _MOVES_KEPT = 64
+_GAMMA = 0.2  # what a seasonal bin learns per period, at any sampling interval
+
+
+def _gamma_per_point(gamma: float, per_bin: float) -> float:
+    """The per-point rate at which a bin visited ``per_bin`` times a period learns ``gamma``
+    per period: ``1 - (1 - gamma) ** (1 / per_bin)`` (``gamma`` when a visit is one point
+    or fewer). A 30-minute weekly bin sampled every 5 minutes, or a 5-minute daily bin every
+    15 seconds, otherwise forgets its last period within one visit."""
+    if per_bin <= 1.0:
+        return gamma
+    return 1.0 - (1.0 - gamma) ** (1.0 / per_bin)
 
 
 def _compiled() -> bool:
@@ -38,7 +49,8 @@ class DefaultMetricDetector:
     weekly (created once the sampling interval ``dt`` is known and the period holds >= 8 samples).
     The one with the smallest running mean absolute error (seasonal ones need two periods of
     history and must beat the plain one by 5 %) gives the standardised residual
-    ``z = (x - x_hat) / s``.
+    ``z = (x - x_hat) / s``. A seasonal bin learns 20 % of its error per period whatever the
+    sampling interval (per point ``1 - 0.8 ** (1 / v)`` for ``v`` points a visit).
 
     Statistics. Four views, each sensitive to one kind of anomaly::
 
@@ -256,7 +268,7 @@ class DefaultMetricDetector:
                             bins=bins,
                             alpha=min(0.02, max(0.002, 2.0 * self.dt / period)),
                             beta=0.0,
-                            gamma=0.2,
+                            gamma=_gamma_per_point(_GAMMA, period / bins / self.dt),
                             eta=0.002,
                         )
         self.t_last = t
