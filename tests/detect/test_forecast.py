@@ -33,13 +33,20 @@ def test_predict_linear_matches_least_squares():
     assert predict_linear_eta([0.0, 1.0], [5.0, 4.0], 1.0, 10.0) == math.inf
 
 
-def _disk(days: float, rate: float, amp: float, seed: int, cut_at: float | None = None):
+def _disk(
+    days: float,
+    rate: float,
+    amp: float,
+    seed: int,
+    cut_at: float | None = None,
+    step: float = STEP,
+):
     rng = random.Random(seed)
     out = []
     offset = 0.0
-    for i in range(int(days * DAY / STEP)):
-        t = i * STEP
-        if cut_at is not None and abs(t - cut_at) < STEP / 2:
+    for i in range(int(days * DAY / step)):
+        t = i * step
+        if cut_at is not None and abs(t - cut_at) < step / 2:
             offset -= 0.5 * (20.0 + rate * t + offset)
         x = 20.0 + rate * t + offset + amp * math.sin(2 * math.pi * t / DAY) + rng.gauss(0, 0.3)
         out.append((t, x))
@@ -138,6 +145,31 @@ def test_interval_covers_the_truth_on_most_synthetic_series():
         widths.append((eta.high - eta.low) / (t - t_end))
     assert covered >= 28  # nominal 90 %
     assert sorted(widths)[20] < 0.25  # and it stays narrow on clean series
+
+
+def test_the_daily_profile_learns_per_unit_of_time_at_15_second_samples():
+    # Prometheus' usual scrape: a 30-minute bin sees 120 points a visit. Learning 10 % of
+    # the error per point, the profile was the last visit's noise and drift: on these series
+    # the ETA's median error was 16 % (a day and more) and the median interval 0.92x the
+    # truth wide; at 10 % per 5 minutes, 0.1 % and 0.46x
+    errors, widths, covered = [], [], 0
+    for seed in range(8):
+        rng = random.Random(300 + seed)
+        rate, days, amp = rng.uniform(3.0, 8.0) / DAY, rng.uniform(3, 4), rng.uniform(0.0, 2.0)
+        f = TrendForecaster()
+        pts = _disk(days, rate, amp, seed=400 + seed, step=15.0)
+        for t, x in pts:
+            f.update(t, x)
+        t_end = t = pts[-1][0]
+        while 20.0 + rate * t + amp * math.sin(2 * math.pi * t / DAY) < 100.0:
+            t += 60.0
+        eta = f.time_to_threshold(100.0)
+        errors.append(abs(eta.seconds - (t - t_end)) / (t - t_end))
+        widths.append((eta.high - eta.low) / (t - t_end))
+        covered += eta.low <= t - t_end <= eta.high
+    assert sorted(errors)[4] < 0.05
+    assert sorted(widths)[4] < 0.7
+    assert covered >= 6
 
 
 def test_snapshots_without_the_calibration_record_still_load():

@@ -96,12 +96,16 @@ def conformal_bounds(errors: Sequence[float], coverage: float = COVERAGE) -> tup
     return lo, hi
 
 
+_PROFILE_STEP = 300.0  # the sampling interval at which a point moves a profile bin by gamma
+
+
 class TrendForecaster:
     """Streaming forecaster: exponentially weighted least-squares trend + daily profile + resets.
 
     The deseasonalised value ``y = x - S(t)`` is regressed on time with weights
     ``exp(-(t_now - t_i) / tau)`` (running sums, O(1) per point), giving ``y ~ a + b (t - t_c)``.
-    ``S`` is a :class:`SeasonalProfile` (daily) learning ``x - (a + b t)``. The robust residual
+    ``S`` is a :class:`SeasonalProfile` (daily, 48 bins) learning ``x - (a + b t)`` at a rate
+    per unit of time (10 % per 5 minutes, whatever the sampling interval). The robust residual
     spread ``s`` is an EW mean absolute deviation. A clean-up (log rotation, cache purge) is a
     drop ``r < -max(drop_k s, drop_frac |level|)``, or a smaller step that persists: a one-sided
     CUSUM ``g <- max(0, g - r / s - drop_k / 4)`` reaching ``drop_k``, whose run holds a fall of
@@ -272,11 +276,23 @@ class TrendForecaster:
             self.spread += d * (abs(r) - self.spread)
         self._add(t - self.t_c, y, 1.0)
         if self.n >= 2:
-            self.profile.update(t, (x - self._level(t)) - self.profile.value(t))
+            self.profile.update(
+                t, (x - self._level(t)) - self.profile.value(t), self._profile_rate(t)
+            )
         self.t_last = t
         self.n += 1
         self._calibrate(t, x, reset)
         return reset
+
+    def _profile_rate(self, t: float) -> float:
+        """The profile's rate for a point ``dt = t - t_last`` after the last one:
+        ``1 - (1 - gamma) ** (dt / 300)`` (``dt`` at most a bin), so that a bin learns as
+        much from an hour of 15-second samples as from an hour of 5-minute ones."""
+        dt = t - self.t_last
+        if dt == _PROFILE_STEP:
+            return self.profile.gamma
+        dt = min(max(dt, 0.0), self.profile.period / self.profile.bins)
+        return 1.0 - (1.0 - self.profile.gamma) ** (dt / _PROFILE_STEP)
 
     def _calibrate(self, t: float, x: float, reset: bool) -> None:
         """Score the forecasts that have come due against ``x``, then issue new ones."""

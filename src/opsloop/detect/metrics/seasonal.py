@@ -59,14 +59,16 @@ class SeasonalProfile:
         k0, k1, f = self._pos(t)
         return (1.0 - f) * self.count[k0] + f * self.count[k1]
 
-    def update(self, t: float, err: float) -> None:
-        """Move the profile at ``t`` by the error ``err`` (target minus current value)."""
+    def update(self, t: float, err: float, gamma: float | None = None) -> None:
+        """Move the profile at ``t`` by the error ``err`` (target minus current value), at
+        the rate ``gamma`` (default: the profile's)."""
         k0, k1, f = self._pos(t)
+        rate = self.gamma if gamma is None else gamma
         for k, w in ((k0, 1.0 - f), (k1, f)):
             if w <= 0.0:
                 continue
             self.count[k] += w
-            g = max(self.gamma, w / self.count[k])
+            g = max(rate, w / self.count[k])
             self.s[k] += g * w * err
 
     def to_dict(self) -> dict[str, Any]:
