@@ -105,6 +105,13 @@ def test_metrics_page_series_scores_alarms_and_forecast(server, page, tmp_path):
          "labels": {"mount": "/data"}}
         for i in range(1080)
     ]  # fmt: skip
+    # and one that was quiet until five minutes ago and now fills 2 % a minute: its ETA is
+    # read from the last hour's pace, which is drawn too
+    samples += [
+        {"name": "host_disk_percent", "value": 60 + 0.01 * (i % 3) + 2 * max(0, i - 690) / 6,
+         "timestamp": now - 7200 + i * 10, "labels": {"mount": "/fast"}}
+        for i in range(720)
+    ]  # fmt: skip
     r = httpx.post(server.url + "/api/v1/metrics", json=samples, headers=h, timeout=60)
     assert r.json()["anomalies"] >= 1
 
@@ -125,6 +132,13 @@ def test_metrics_page_series_scores_alarms_and_forecast(server, page, tmp_path):
     page.wait_for_selector("#series-chart canvas", timeout=10_000)
     assert int(page.locator("#series-chart").get_attribute("data-forecast")) > 0
     expect(page.locator("#series-eta")).to_contain_text("Forecast to reach 95")
+
+    page.goto(server.url + "/series/view?name=host_disk_percent&label=mount%3D%2Ffast")
+    page.wait_for_selector("#series-chart canvas", timeout=10_000)
+    expect(page.locator("#series-eta")).to_contain_text("(at the pace of the last hour)")
+    assert int(page.locator("#series-chart").get_attribute("data-recent")) > 0
+    expect(page.locator("#series-chart")).to_contain_text("last hour's pace")  # the legend
+    page.screenshot(path=str(tmp_path / "series-fast.png"), full_page=True)
 
     page.click("[data-nav=overview]")
     page.wait_for_selector("#findings .findings")

@@ -326,3 +326,16 @@ def test_a_sudden_fast_fill_is_forecast_in_minutes_not_days(falling):
     assert eta.low <= eta.seconds <= eta.high < 2 * truth
     g = TrendForecaster.from_dict(json.loads(json.dumps(f.to_dict())))
     assert g.time_to_threshold(threshold) == eta
+    # the band that ETA was read from (the series page draws it): it reaches the threshold
+    # at the ETA, holds the interval (its slope term is the interval's), widens with time
+    mean, low, high = f.recent_forecast(t + eta.seconds)
+    assert mean == pytest.approx(threshold, abs=0.5)
+    assert low < mean < high
+    near = f.recent_forecast(t + 10.0)
+    assert near[2] - near[1] < high - low
+    early, late = f.recent_forecast(t + eta.low), f.recent_forecast(t + eta.high)
+    if falling:
+        assert early[1] <= threshold <= late[2]
+    else:
+        assert early[2] >= threshold >= late[1]
+    assert TrendForecaster().recent_forecast(0.0) is None

@@ -120,10 +120,40 @@ def test_forecast_and_early_warning(client, make_token, platform):
     assert body["eta_low"] <= body["eta"] <= (body["eta_high"] or math.inf)
     assert body["eta_source"] == "trend"  # a steady 1 %/h: the long fit answers
     assert len(body["band"]) == 48
+    assert body["recent_band"] == []  # (only drawn when the last hour's pace answers)
     r = client.get("/api/v1/metrics/forecast?name=nothing&threshold=1", headers=h)
     assert r.status_code == 404
     json.dumps(body)
     assert body["direction"] == "up"
+
+
+def test_a_fast_fill_forecast_carries_the_pace_it_was_read_from(client, make_token, platform):
+    h = auth(make_token, "viewer")
+    now = time.time()
+    # two quiet hours at 60 %, then five minutes of 2 %/min (10-second samples): 95 % is
+    # ~12 minutes away at this pace, days away for the three-day fit
+    samples = [
+        MetricSample(
+            "host_disk_percent", 60.0 + 0.01 * (i % 3), now - 7500 + 10 * i, {"mount": "/x"}
+        )
+        for i in range(720)
+    ]
+    samples += [
+        MetricSample("host_disk_percent", 60.0 + 2.0 * k / 6, now - 300 + 10 * k, {"mount": "/x"})
+        for k in range(1, 31)
+    ]
+    platform.metrics.ingest(samples)
+    params = {"name": "host_disk_percent", "label": "mount=/x", "threshold": 95, "horizon": "7d"}
+    body = client.get("/api/v1/metrics/forecast", params=params, headers=h).json()
+    assert body["eta_source"] == "recent", body.get("eta_source")
+    minutes = (body["eta"] - now) / 60
+    assert 8 < minutes < 16, minutes
+    band = body["recent_band"]
+    assert len(band) == 24 and band[-1][0] > body["eta"]  # drawn to past the crossing
+    assert all(lo <= mean <= hi for _, mean, lo, hi in band)
+    before = [p for p in band if p[0] <= body["eta"]]
+    after = [p for p in band if p[0] > body["eta"]]
+    assert before[-1][1] <= 95.0 + 1.0 and after[0][1] >= 95.0 - 1.0
 
 
 def test_forecast_of_a_falling_series(client, make_token, platform):

@@ -379,6 +379,22 @@ def forecast_band(
     return out
 
 
+def recent_band(
+    f: TrendForecaster, now: float, until: float, points: int = 24
+) -> list[tuple[float, float, float, float]]:
+    """``(t, mean, low, high)`` points from ``now`` to ``until`` at the pace of the last hour
+    (what an ETA with ``source == "recent"`` was read from); empty while that fit does not
+    stand."""
+    out = []
+    for i in range(1, points + 1):
+        t = now + (until - now) * i / points
+        fc = f.recent_forecast(t)
+        if fc is None:
+            return []
+        out.append((t, *fc))
+    return out
+
+
 def build_forecaster(
     points: Sequence[tuple[float, float]], falling: bool = False
 ) -> TrendForecaster:

@@ -214,8 +214,10 @@ def forecast(
 ) -> dict[str, Any]:
     """Forecast of one series (exact labels) with a 90 % band, and when it crosses ``threshold``
     (rising to it, or falling to it with ``direction=down``; by default the direction of the
-    capacity rule matching the name, else up)."""
-    from opsloop.services.metric_ingest import build_forecaster, forecast_band
+    capacity rule matching the name, else up). When the crossing was read from the last
+    hour's pace (``eta_source`` ``"recent"``), ``recent_band`` holds that pace's forecast and
+    band up to past the crossing (else it is empty)."""
+    from opsloop.services.metric_ingest import build_forecaster, forecast_band, recent_band
 
     labels = _labels(label)
     try:
@@ -243,6 +245,8 @@ def forecast(
         "threshold": threshold,
         "direction": direction,
         "eta": None,
+        # the last hour's pace, when the ETA was read from it: drawn to past the crossing
+        "recent_band": [],
     }
     if threshold is not None:
         eta = f.time_to_threshold(threshold, now=now)
@@ -251,6 +255,9 @@ def forecast(
             out["eta_low"] = now + eta.low
             out["eta_high"] = now + eta.high if math.isfinite(eta.high) else None
             out["eta_source"] = eta.source  # "trend", or "recent": the last hour's pace
+            if eta.source == "recent":
+                until = now + min(horizon_s, max(1.5 * eta.seconds, 600.0))
+                out["recent_band"] = [list(p) for p in recent_band(f, now, until)]
     return out
 
 

@@ -386,6 +386,16 @@ class TrendForecaster:
             return -mean, -(mean + hi), -(mean + lo)
         return mean, mean + lo, mean + hi
 
+    def recent_forecast(self, t: float) -> tuple[float, float, float] | None:
+        """``(mean, low, high)`` at ``t`` at the pace of the last hour
+        (:meth:`RecentTrend.forecast`), the band :meth:`time_to_threshold` read when its ETA's
+        ``source`` is ``"recent"``; ``None`` while that fit does not stand."""
+        out = self.recent.forecast(t)
+        if out is None or not self.falling:
+            return out
+        mean, low, high = out
+        return -mean, -high, -low
+
     def time_to_threshold(self, threshold: float, now: float | None = None) -> ETA:
         """Seconds from ``now`` (default: the last point) until the series reaches ``threshold``.
 

@@ -129,6 +129,21 @@ class RecentTrend:
         high = gap / slow if slow > 0.0 else math.inf
         return ETA(point, gap / (b + 1.645 * sd_b), high, "recent")
 
+    def forecast(self, t: float) -> tuple[float, float, float] | None:
+        """``(mean, low, high)`` at ``t`` if the pace goes on: ``a + b (t - t_ref)`` and its
+        90 % band ``-+1.645 sqrt(s^2 pi / 2 + sd(b)^2 h^2)``, ``h = t - t_last`` (a point's
+        scatter and the slope's error, the two parts of :meth:`eta`'s interval); ``None``
+        while the fit is degenerate or has under ten points' weight."""
+        fit = self._fit()
+        if fit is None or fit[2] < 10.0:
+            return None
+        a, b, w, vu = fit
+        mean = a + b * (t - self.t_ref)
+        h = max(t - self.t_last, 0.0)
+        var_b = self.spread**2 * math.pi / 2 / (w * vu)
+        half = 1.645 * math.sqrt(self.spread**2 * math.pi / 2 + var_b * h * h)
+        return mean, mean - half, mean + half
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-able state."""
         return {

@@ -1,4 +1,5 @@
-// One series: values, anomaly scores, alarms and the forecast band ahead of now.
+// One series: values, anomaly scores, alarms and the forecast band ahead of now (and, when the
+// crossing was read from the last hour's pace, that pace's line and band).
 (function () {
   "use strict";
   const RANGES = { "1h": [3600, "15s"], "6h": [21600, "1m"], "24h": [86400, "5m"], "7d": [604800, "30m"] };
@@ -35,18 +36,22 @@
     const ss = scores ? (scores.series.find(match) || { points: [] }).points : [];
     const al = alarms ? alarms.alarms.filter(match) : [];
     const band = forecast ? forecast.band : [];
+    const recent = forecast && forecast.recent_band ? forecast.recent_band : [];
     el.dataset.points = String(vs.length);
     el.dataset.alarms = String(al.length);
     el.dataset.forecast = String(band.length);
+    el.dataset.recent = String(recent.length);
     const times = new Set();
     vs.forEach((p) => times.add(p[0]));
     ss.forEach((p) => times.add(p[0]));
     al.forEach((a) => times.add(a.time));
     band.forEach((b) => times.add(b[0]));
+    recent.forEach((b) => times.add(b[0]));
     const xs = Array.from(times).sort((a, b) => a - b);
     const idx = new Map(xs.map((t, i) => [t, i]));
     const col = () => new Array(xs.length).fill(null);
     const v = col(), s = col(), a = col(), fm = col(), fl = col(), fh = col();
+    const rm = col(), rl = col(), rh = col();
     vs.forEach((p) => { v[idx.get(p[0])] = p[1]; });
     ss.forEach((p) => { s[idx.get(p[0])] = p[1]; });
     al.forEach((x) => {
@@ -57,6 +62,7 @@
       a[i] = best;
     });
     band.forEach((b) => { const i = idx.get(b[0]); fm[i] = b[1]; fl[i] = b[2]; fh[i] = b[3]; });
+    recent.forEach((b) => { const i = idx.get(b[0]); rm[i] = b[1]; rl[i] = b[2]; rh[i] = b[3]; });
     if (plot) plot.destroy();
     el.replaceChildren();
     const opts = {
@@ -71,9 +77,12 @@
         { label: "forecast", stroke: "#a78bfa", width: 1.5, dash: [6, 4], spanGaps: true },
         { label: "low", stroke: "#a78bfa55", width: 1, dash: [2, 4], spanGaps: true },
         { label: "high", stroke: "#a78bfa55", width: 1, dash: [2, 4], spanGaps: true },
+        { label: "last hour's pace", stroke: "#f472b6", width: 1.5, dash: [6, 4], spanGaps: true },
+        { label: "pace low", stroke: "#f472b655", width: 1, dash: [2, 4], spanGaps: true },
+        { label: "pace high", stroke: "#f472b655", width: 1, dash: [2, 4], spanGaps: true },
       ],
     };
-    plot = new uPlot(opts, [xs, v, s, a, fm, fl, fh], el);
+    plot = new uPlot(opts, [xs, v, s, a, fm, fl, fh, rm, rl, rh], el);
     const eta = document.getElementById("series-eta");
     if (forecast && forecast.eta) {
       const verb = forecast.direction === "down" ? "fall to " : "reach ";
