@@ -126,6 +126,10 @@ def test_metrics_page_series_scores_alarms_and_forecast(server, page, tmp_path):
     chart = page.locator("#series-chart")
     assert int(chart.get_attribute("data-points")) > 100
     assert int(chart.get_attribute("data-alarms")) >= 1
+    # the score is drawn as p on a log scale: a normal stretch low (p above 0.1 on most
+    # minutes; 1 - p itself sat near 0.45), the spike at the top (p <= 0.001)
+    assert float(chart.get_attribute("data-score-median")) < 1 / 3
+    assert float(chart.get_attribute("data-score-top")) == 1.0
     page.screenshot(path=str(tmp_path / "series.png"), full_page=True)
 
     page.goto(server.url + "/series/view?name=host_disk_percent&label=mount%3D%2Fdata")

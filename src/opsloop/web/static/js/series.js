@@ -4,6 +4,12 @@
   "use strict";
   const RANGES = { "1h": [3600, "15s"], "6h": [21600, "1m"], "24h": [86400, "5m"], "7d": [604800, "30m"] };
   let plot = null;
+  // The stored score is 1 - p. It is drawn as surprise on a log scale of p: 0 at p = 1, 1 at
+  // p = 0.001 (the default alarm level) or below. p is uniform on [0, 1] when nothing is wrong,
+  // so 1 - p itself would draw a normal series anywhere between 0 and 1; on this scale it
+  // stays low (p = 0.5 is 0.1) and only the rare rises.
+  const surprise = (score) => Math.min(1, -Math.log10(Math.max(1e-12, 1 - score)) / 3);
+  const pOf = (v) => (10 ** (-3 * v)).toPrecision(1);
 
   async function getJSON(url) {
     const resp = await fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } });
@@ -53,7 +59,10 @@
     const v = col(), s = col(), a = col(), fm = col(), fl = col(), fh = col();
     const rm = col(), rl = col(), rh = col();
     vs.forEach((p) => { v[idx.get(p[0])] = p[1]; });
-    ss.forEach((p) => { s[idx.get(p[0])] = p[1]; });
+    ss.forEach((p) => { s[idx.get(p[0])] = surprise(p[1]); });
+    const drawn = ss.map((p) => surprise(p[1])).sort((x, y) => x - y);
+    el.dataset.scoreMedian = drawn.length ? String(drawn[Math.floor(drawn.length / 2)]) : "";
+    el.dataset.scoreTop = drawn.length ? String(drawn[drawn.length - 1]) : "";
     al.forEach((x) => {
       // mark the alarm at the nearest value
       const i = idx.get(x.time);
@@ -68,11 +77,17 @@
     const opts = {
       width: Math.max(el.clientWidth, 320), height: 320,
       scales: { x: { time: true }, score: { range: [0, 1] } },
-      axes: [{ stroke: "#94a3b8" }, { stroke: "#94a3b8", size: 60 }, { scale: "score", side: 1, stroke: "#f59e0b", grid: { show: false } }],
+      axes: [
+        { stroke: "#94a3b8" },
+        { stroke: "#94a3b8", size: 60 },
+        { scale: "score", side: 1, stroke: "#f59e0b", grid: { show: false }, size: 50,
+          splits: () => [0, 1 / 3, 2 / 3, 1], values: (u, splits) => splits.map(pOf) },
+      ],
       series: [
         {},
         { label: "value", stroke: "#3b82f6", width: 1.5, spanGaps: true },
-        { label: "score", scale: "score", stroke: "#f59e0b", width: 1, spanGaps: true },
+        { label: "p", scale: "score", stroke: "#f59e0b", width: 1, spanGaps: true,
+          value: (u, v) => (v == null ? "--" : (10 ** (-3 * v)).toPrecision(2)) },
         { label: "alarm", stroke: "#ef4444", width: 0, points: { show: true, size: 9, fill: "#ef4444" } },
         { label: "forecast", stroke: "#a78bfa", width: 1.5, dash: [6, 4], spanGaps: true },
         { label: "low", stroke: "#a78bfa55", width: 1, dash: [2, 4], spanGaps: true },
