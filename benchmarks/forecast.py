@@ -154,6 +154,11 @@ FILL_STEP = 10.0  # seconds between samples in the fast-fill section
 FILL_THRESHOLD = 95.0
 QUIET_EVERY = 60  # quiet-period check every 60 samples (10 minutes)
 QUIET_ALARM = 4 * 3600.0  # an ETA under this while quiet warns of an imminent crossing
+SLOW_METHODS = {
+    "opsloop TrendForecaster": "ours",
+    "Prometheus predict_linear[6h]": "pl6h",
+    "Prometheus predict_linear[24h]": "pl24h",
+}
 FILL_METHODS = {
     "opsloop TrendForecaster": "ours",
     "Prometheus predict_linear[5m]": "pl5m",
@@ -320,11 +325,6 @@ def cadence_lines(n_series: int, seed: int, steps: list[float]) -> list[str]:
         " | coverage of the 90 % interval | median width |",
         "|---|---|---:|---:|---:|---:|---:|",
     ]
-    methods = {
-        "opsloop TrendForecaster": "ours",
-        "Prometheus predict_linear[6h]": "pl6h",
-        "Prometheus predict_linear[24h]": "pl24h",
-    }
     for step in steps:
         rows = evaluate(n_series, seed, step)["rows"]
         truth = np.array([r["truth"] for r in rows])
@@ -332,7 +332,7 @@ def cadence_lines(n_series: int, seed: int, steps: list[float]) -> list[str]:
         hi = np.array([r["ours_hi"] for r in rows])
         with np.errstate(invalid="ignore"):
             width = np.where(np.isfinite(hi), (hi - lo) / truth, np.inf)
-        for label, key in methods.items():
+        for label, key in SLOW_METHODS.items():
             med, p90, _, never = summarise(rows, key)
             extra = (
                 f" {100 * np.mean((lo <= truth) & (truth <= hi)):.0f} % | {np.median(width):.2f}x |"
@@ -370,11 +370,6 @@ def main(argv: list[str] | None = None) -> int:
         "clean-up in the last 24 h": [r for r in rows if r["recent_cut"]],
         "no recent clean-up": [r for r in rows if not r["recent_cut"]],
     }
-    methods = {
-        "opsloop TrendForecaster": "ours",
-        "Prometheus predict_linear[6h]": "pl6h",
-        "Prometheus predict_linear[24h]": "pl24h",
-    }
     every = "5-minute" if args.step == STEP else f"{args.step:g}-second"
     lines = [
         "# Time-to-exhaustion: TrendForecaster vs Prometheus predict_linear",
@@ -397,7 +392,7 @@ def main(argv: list[str] | None = None) -> int:
     for sub, rs in subsets.items():
         if not rs:
             continue
-        for label, key in methods.items():
+        for label, key in SLOW_METHODS.items():
             med, p90, rel, never = summarise(rs, key)
             lines.append(
                 f"| {sub} | {len(rs)} | {label} | {med:.1f} | {p90:.1f} | {100 * rel:.0f} % |"

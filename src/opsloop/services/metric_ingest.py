@@ -371,12 +371,7 @@ def forecast_band(
     f: TrendForecaster, now: float, horizon_s: float, points: int = 48
 ) -> list[tuple[float, float, float, float]]:
     """``(t, mean, low, high)`` points from ``now`` to ``now + horizon_s``."""
-    out = []
-    for i in range(1, points + 1):
-        t = now + horizon_s * i / points
-        mean, low, high = f.forecast(t)
-        out.append((t, mean, low, high))
-    return out
+    return _band(f.forecast, now, now + horizon_s, points)
 
 
 def recent_band(
@@ -385,10 +380,19 @@ def recent_band(
     """``(t, mean, low, high)`` points from ``now`` to ``until`` at the pace of the last hour
     (what an ETA with ``source == "recent"`` was read from); empty while that fit does not
     stand."""
+    return _band(f.recent_forecast, now, until, points)
+
+
+def _band(
+    forecast: Callable[[float], tuple[float, float, float] | None],
+    now: float,
+    until: float,
+    points: int,
+) -> list[tuple[float, float, float, float]]:
     out = []
     for i in range(1, points + 1):
         t = now + (until - now) * i / points
-        fc = f.recent_forecast(t)
+        fc = forecast(t)
         if fc is None:
             return []
         out.append((t, *fc))

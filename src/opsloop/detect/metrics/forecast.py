@@ -288,10 +288,7 @@ class TrendForecaster:
         """The profile's rate for a point ``dt = t - t_last`` after the last one:
         ``1 - (1 - gamma) ** (dt / 300)`` (``dt`` at most a bin), so that a bin learns as
         much from an hour of 15-second samples as from an hour of 5-minute ones."""
-        dt = t - self.t_last
-        if dt == _PROFILE_STEP:
-            return self.profile.gamma
-        dt = min(max(dt, 0.0), self.profile.period / self.profile.bins)
+        dt = min(max(t - self.t_last, 0.0), self.profile.period / self.profile.bins)
         return 1.0 - (1.0 - self.profile.gamma) ** (dt / _PROFILE_STEP)
 
     def _calibrate(self, t: float, x: float, reset: bool) -> None:
