@@ -109,13 +109,22 @@ class RecentTrend:
         self.t_last = t
         self.n += 1
 
-    def eta(self, threshold: float, now: float) -> ETA | None:
-        """:class:`~opsloop.detect.metrics.eta.ETA` of the crossing at this pace (see the
-        class), or ``None``."""
+    def _standing_fit(self) -> tuple[float, float, float] | None:
+        """``(a, b, var_b)``, ``var_b = s^2 (pi / 2) / (sum w var(u))``; ``None`` while the
+        fit is degenerate or has under ten points' weight."""
         fit = self._fit()
         if fit is None or fit[2] < 10.0:
             return None
         a, b, w, vu = fit
+        return a, b, self.spread**2 * math.pi / 2 / (w * vu)
+
+    def eta(self, threshold: float, now: float) -> ETA | None:
+        """:class:`~opsloop.detect.metrics.eta.ETA` of the crossing at this pace (see the
+        class), or ``None``."""
+        fit = self._standing_fit()
+        if fit is None:
+            return None
+        a, b, var_b = fit
         if not b > 0.0:
             return None
         gap = threshold - (a + b * (now - self.t_ref))
@@ -124,7 +133,7 @@ class RecentTrend:
         point = gap / b
         if point > self.reach * self.tau:
             return None
-        sd_b = math.sqrt(self.spread**2 * math.pi / 2 / (w * vu))
+        sd_b = math.sqrt(var_b)
         slow = b - 1.645 * sd_b
         high = gap / slow if slow > 0.0 else math.inf
         return ETA(point, gap / (b + 1.645 * sd_b), high, "recent")
@@ -134,13 +143,12 @@ class RecentTrend:
         90 % band ``-+1.645 sqrt(s^2 pi / 2 + sd(b)^2 h^2)``, ``h = t - t_last`` (a point's
         scatter and the slope's error, the two parts of :meth:`eta`'s interval); ``None``
         while the fit is degenerate or has under ten points' weight."""
-        fit = self._fit()
-        if fit is None or fit[2] < 10.0:
+        fit = self._standing_fit()
+        if fit is None:
             return None
-        a, b, w, vu = fit
+        a, b, var_b = fit
         mean = a + b * (t - self.t_ref)
         h = max(t - self.t_last, 0.0)
-        var_b = self.spread**2 * math.pi / 2 / (w * vu)
         half = 1.645 * math.sqrt(self.spread**2 * math.pi / 2 + var_b * h * h)
         return mean, mean - half, mean + half
 
